@@ -1,0 +1,152 @@
+"""Build a SQLite database of news and opinion posts from Jekyll post files, and serve it.
+
+    python build_db.py build data/          # data/ → posts.db
+    python build_db.py check data/          # report problems, write nothing
+    python build_db.py serve                # Datasette on http://127.0.0.1:8001/posts
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from postsdb.build import Summary, build as run_build, scan_sources
+from postsdb.parse import PostError, parse_post
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="Turn a folder of Jekyll post files into one SQLite database, and serve it with Datasette.",
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+SourcesArg = Annotated[
+    Optional[list[Path]],
+    typer.Argument(
+        help="Folders (scanned recursively) or files. Post files end in .md, .markdown, .html, .htm "
+        "or .txt; other files are skipped and counted. Default: data/",
+        show_default=False,
+    ),
+]
+DbOption = Annotated[Path, typer.Option("--db", help="The SQLite database to write.")]
+
+
+@app.command()
+def build(
+    sources: SourcesArg = None,
+    db: DbOption = Path("posts.db"),
+    force: Annotated[bool, typer.Option("--force", help="Re-parse every file, even unchanged ones.")] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on any problem file, and keep the old database.")
+    ] = False,
+    search: Annotated[
+        bool, typer.Option("--search/--no-search", help="Build the Chinese full-text search index.")
+    ] = True,
+):
+    """Build or update the database. Only files whose contents changed are parsed again;
+    the new database replaces the old one in one atomic rename, so a failed or killed
+    build leaves the old one as it was."""
+    sources = sources or [Path("data")]
+    check_sources(sources)
+    with progress_bar() as bar:
+        summary = run_build(sources, db, force=force, with_search=search, keep_if_problems=strict, progress=bar)
+    print_problems(summary.problems)
+    print_summary(summary, db)
+    if strict and summary.problems:
+        err.print(f"--strict: {len(summary.problems)} problem(s); {db} was left unchanged.")
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(sources: SourcesArg = None):
+    """Parse every post and print one line per problem (`path: reason`). Writes nothing.
+    Exits 1 if there is any problem."""
+    sources = sources or [Path("data")]
+    check_sources(sources)
+    scan = scan_sources(sources)
+    problems = []
+    for source_file in scan.files:
+        if source_file.problem:
+            problems.append((source_file.rel, source_file.problem))
+            continue
+        try:
+            parse_post(source_file.path, source_file.rel)
+        except PostError as error:
+            problems.append((source_file.rel, str(error).removeprefix(f"{source_file.rel}: ")))
+        except (OSError, RecursionError) as error:
+            problems.append((source_file.rel, f"cannot parse: {error}"))
+    print_problems(problems)
+    out.print(
+        f"{len(scan.files)} post files checked, {len(problems)} problem(s), {scan.skipped} other files skipped."
+    )
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    db: DbOption = Path("posts.db"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+):
+    """Serve the database with Datasette and this project's metadata, plugins and settings."""
+    from postsdb.serve import serve_database
+
+    serve_database(db, host=host, port=port)
+
+
+def check_sources(sources: list[Path]) -> None:
+    missing = [str(s) for s in sources if not s.exists()]
+    if missing:
+        err.print(f"Error: no such file or folder: {', '.join(missing)}")
+        raise typer.Exit(2)
+
+
+class progress_bar:
+    """A rich progress bar on a terminal; nothing when output goes to a file or pipe."""
+
+    def __enter__(self):
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=not err.is_terminal,
+            transient=True,
+        )
+        self.progress.__enter__()
+        return self
+
+    def __call__(self, total: int):
+        task = self.progress.add_task("Parsing posts", total=total)
+        return lambda: self.progress.advance(task)
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+
+def print_problems(problems) -> None:
+    for path, reason in problems:
+        err.print(f"{path}: {reason}", markup=False, soft_wrap=True)
+
+
+def print_summary(summary: Summary, db: Path) -> None:
+    action = "wrote" if summary.wrote else "left"
+    out.print(
+        f"{summary.added} added, {summary.changed} changed, {summary.unchanged} unchanged, "
+        f"{summary.removed} removed; {len(summary.problems)} problem(s); "
+        f"{summary.scanned} files scanned ({summary.skipped} skipped); "
+        f"{summary.seconds:.2f} s; {action} {db}",
+        markup=False,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(app())

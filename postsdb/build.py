@@ -1,0 +1,436 @@
+"""Load parsed posts into SQLite: incremental, idempotent and atomic.
+
+A build reads the state of the existing database (which file had which hash), hashes every
+source file, and re-parses only what changed. It writes into a copy of the database and
+swaps it in with one `os.replace`, so a build that fails or is killed leaves the previous
+database exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import sqlite_utils
+
+from postsdb import search
+from postsdb.parse import Post, PostError, article_id, parse_post
+from postsdb.schema import SCHEMA_VERSION, ensure_schema, schema_version
+
+POST_SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
+TEMP_MARKER = ".building-"
+
+
+@dataclass
+class SourceFile:
+    path: Path  # where it is on disk
+    rel: str  # how the database names it: relative to its SOURCE folder
+    problem: str | None = None  # set when the file must not be read at all
+
+
+@dataclass
+class Scan:
+    files: list[SourceFile]
+    skipped: int
+
+
+@dataclass
+class Summary:
+    scanned: int = 0
+    skipped: int = 0
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    wrote: bool = False
+
+
+# --- finding files ------------------------------------------------------------
+
+
+def scan_sources(sources: Iterable[Path]) -> Scan:
+    """Every post file below the sources. Hidden folders are not entered; symlinks that
+    lead outside their source folder are reported, never followed."""
+    sources = list(sources)
+    files, skipped = [], 0
+    for source in sources:
+        root = source.resolve()
+        if source.is_file():
+            files.append(SourceFile(source, display_path(source.name)))
+            continue
+        if not source.is_dir():
+            raise FileNotFoundError(f"{source}: no such folder")
+        prefix = f"{source.resolve().name}/" if len(sources) > 1 else ""
+        for folder, dirnames, filenames in os.walk(source):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                path = Path(folder) / name
+                if path.suffix.lower() not in POST_SUFFIXES:
+                    skipped += 1
+                    continue
+                rel = display_path(prefix + path.relative_to(source).as_posix())
+                files.append(SourceFile(path, rel, outside_problem(path, root)))
+    return Scan(files, skipped)
+
+
+def outside_problem(path: Path, root: Path) -> str | None:
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if target != root and root not in target.parents:
+        return "symlink to a file outside the source folder (not followed)"
+    return None
+
+
+def display_path(rel: str) -> str:
+    # File names that are not UTF-8 still get a printable, storable name.
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def file_hash(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+# --- the state of the previous build ------------------------------------------
+
+
+@dataclass
+class State:
+    files: dict[str, tuple[str, int]]  # path -> (sha256, article_id)
+    problems: dict[str, str | None]  # path -> sha256
+    articles: dict[int, str]  # article id -> sha256 of its kept file
+    has_search: bool = False
+
+
+EMPTY_STATE = State({}, {}, {})
+
+
+def read_state(db_path: Path) -> State | None:
+    """None when there is no usable database, which means: build from scratch."""
+    if not db_path.exists():
+        return None
+    try:
+        db = sqlite_utils.Database(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True))
+        if schema_version(db) != SCHEMA_VERSION:
+            return None
+        files = {p: (h, a) for p, h, a in db.execute("select path, sha256, article_id from article_files")}
+        problems = dict(db.execute("select path, sha256 from problems").fetchall())
+        articles = dict(db.execute("select id, sha256 from articles").fetchall())
+        has_search = search.has_index(db.conn)
+        db.close()
+    except sqlite3.DatabaseError:
+        return None
+    return State(files, problems, articles, has_search)
+
+
+# --- the build ----------------------------------------------------------------
+
+
+def build(
+    sources: list[Path],
+    db_path: Path,
+    force: bool = False,
+    with_search: bool = True,
+    keep_if_problems: bool = False,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> Summary:
+    """Bring `db_path` up to date with `sources`. `keep_if_problems` (for --strict)
+    leaves the database untouched when any file is a problem."""
+    started = time.perf_counter()
+    scan = scan_sources(sources)
+    summary = Summary(scanned=len(scan.files) + scan.skipped, skipped=scan.skipped)
+    remove_stale_temp_files(db_path)
+    state = None if force else read_state(db_path)
+    if state is not None and state.has_search != with_search:
+        state = None  # adding or dropping the search index means indexing everything again
+    hashes = hash_files(scan.files, progress)
+    if state is not None and not differs(state, hashes):
+        summary.unchanged = len(state.articles)
+        summary.problems = current_problems(db_path)
+        summary.seconds = time.perf_counter() - started
+        return summary
+    before = state or EMPTY_STATE
+    with temporary_copy(db_path, fresh=state is None) as temp_path:
+        db = open_for_build(temp_path, with_search)
+        with db.conn:
+            to_parse = forget_changed(db, before, hashes)
+            loader = Loader(db, with_search)
+            tick = progress(len(to_parse)) if progress else (lambda: None)
+            for source_file in to_parse:
+                loader.add(source_file, hashes[source_file.rel])
+                tick()
+            loader.finish()
+            check_foreign_keys(db)
+            after = dict(db.execute("select id, sha256 from articles").fetchall())
+            count_changes(summary, before.articles, after)
+            summary.problems = db.execute("select path, reason from problems order by path").fetchall()
+            summary.seconds = time.perf_counter() - started
+            record_build(db, summary)
+        db.close()
+        if keep_if_problems and summary.problems:
+            return summary  # the temporary copy is thrown away
+        commit_file(temp_path, db_path)
+        summary.wrote = True
+    return summary
+
+
+def hash_files(files: list[SourceFile], progress=None) -> dict[str, tuple[SourceFile, str | None, int]]:
+    hashes = {}
+    for source_file in files:
+        if source_file.problem:
+            hashes[source_file.rel] = (source_file, None, 0)
+            continue
+        try:
+            digest, size = file_hash(source_file.path)
+        except OSError as error:
+            source_file.problem = f"cannot read: {error.strerror or error}"
+            digest, size = None, 0
+        hashes[source_file.rel] = (source_file, digest, size)
+    return hashes
+
+
+def differs(state: State, hashes: dict) -> bool:
+    known = {**{p: h for p, (h, _) in state.files.items()}, **state.problems}
+    now = {rel: digest for rel, (_, digest, _) in hashes.items()}
+    return known != now
+
+
+def forget_changed(db, before: State, hashes: dict) -> list[SourceFile]:
+    """Delete what changed or went away; return the files to (re)parse.
+
+    An article whose files changed is rebuilt from all of its files, so its unchanged
+    revisions are parsed again too: that is how the newest-revision rule stays exact.
+    """
+    changed = {rel for rel, (_, digest, _) in hashes.items() if before.files.get(rel, (None,))[0] != digest}
+    gone = (set(before.files) | set(before.problems)) - set(hashes)
+    touched = changed | gone
+    affected = {before.files[rel][1] for rel in touched if rel in before.files}
+    reparse = {rel for rel, (_, article) in before.files.items() if article in affected and rel in hashes}
+    delete_articles(db.conn, affected)
+    db.conn.executemany("delete from article_files where path = ?", [(p,) for p in touched | reparse])
+    db.conn.executemany("delete from problems where path = ?", [(p,) for p in touched])
+    return [hashes[rel][0] for rel in sorted(changed | reparse) if rel in hashes]
+
+
+def delete_articles(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
+    rows = [(i,) for i in ids]
+    if not rows:
+        return
+    search.delete(conn, [i for (i,) in rows])
+    for table in ("article_tags", "images", "links", "article_bodies"):
+        conn.executemany(f"delete from {table} where article_id = ?", rows)
+    conn.executemany("update article_files set status = 'superseded' where article_id = ?", rows)
+    conn.executemany("delete from articles where id = ?", rows)
+
+
+def check_foreign_keys(db) -> None:
+    # Not enforced row by row (a replaced revision briefly orphans its files), so checked
+    # once, before the new database can replace the old one.
+    broken = db.execute("PRAGMA foreign_key_check").fetchmany(5)
+    if broken:
+        raise RuntimeError(f"build bug: rows with dangling foreign keys: {broken}")
+
+
+def count_changes(summary: Summary, before: dict[int, str], after: dict[int, str]) -> None:
+    summary.added = len(after.keys() - before.keys())
+    summary.removed = len(before.keys() - after.keys())
+    summary.changed = sum(1 for i in after.keys() & before.keys() if after[i] != before[i])
+    summary.unchanged = len(after.keys() & before.keys()) - summary.changed
+
+
+def record_build(db, summary: Summary) -> None:
+    db.conn.execute(
+        """insert into builds (finished, seconds, files_scanned, files_skipped, added, changed,
+        unchanged, removed, problems) values (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?, ?, ?, ?, ?, ?, ?, ?)""",
+        (
+            round(summary.seconds, 3),
+            summary.scanned,
+            summary.skipped,
+            summary.added,
+            summary.changed,
+            summary.unchanged,
+            summary.removed,
+            len(summary.problems),
+        ),
+    )
+
+
+def current_problems(db_path: Path) -> list[tuple[str, str]]:
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+        return conn.execute("select path, reason from problems order by path").fetchall()
+
+
+# --- writing articles -----------------------------------------------------------
+
+
+class Loader:
+    """Adds files one at a time. Of several files with one URL, the article keeps the
+    newest by `published`, then by path (the later in sort order): a deterministic rule,
+    whatever order the files arrive in."""
+
+    def __init__(self, db: sqlite_utils.Database, with_search: bool):
+        self.conn = db.conn
+        self.with_search = with_search
+        self.kept = {
+            article: (published, path)
+            for path, article, published in self.conn.execute(
+                "select path, article_id, published from article_files where status = 'kept'"
+            )
+        }
+
+    def add(self, source_file: SourceFile, hashed: tuple) -> None:
+        _, digest, size = hashed
+        if source_file.problem:
+            return self.problem(source_file.rel, digest, size, source_file.problem)
+        try:
+            post = parse_post(source_file.path, source_file.rel)
+        except PostError as error:
+            return self.problem(source_file.rel, digest, size, str(error).removeprefix(f"{source_file.rel}: "))
+        except OSError as error:
+            return self.problem(source_file.rel, digest, size, f"cannot read: {error.strerror or error}")
+        except RecursionError:
+            return self.problem(source_file.rel, digest, size, "HTML is nested too deeply to parse")
+        self.article(post, size)
+
+    def article(self, post: Post, size: int) -> None:
+        current = self.kept.get(post.id)
+        keep = current is None or (post.published, post.path) > current
+        if keep:
+            if current is not None:
+                delete_articles(self.conn, [post.id])
+            self.write_article(post)
+            self.kept[post.id] = (post.published, post.path)
+        self.conn.execute(
+            "insert into article_files (path, sha256, size, article_id, url, published, status) values (?, ?, ?, ?, ?, ?, ?)",
+            (post.path, post.sha256, size, post.id, post.url, post.published, "kept" if keep else "superseded"),
+        )
+
+    def problem(self, rel: str, digest: str | None, size: int, reason: str) -> None:
+        self.conn.execute(
+            "insert or replace into problems (path, sha256, size, reason) values (?, ?, ?, ?)", (rel, digest, size, reason)
+        )
+
+    def write_article(self, post: Post) -> None:
+        body = post.body
+        self.conn.execute(
+            """insert into articles (id, title, url, published, published_date, year, month, author,
+            source, tags, word_count, image_count, link_count, path, sha256, feed_published)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                post.id,
+                post.title,
+                post.url,
+                post.published,
+                post.published[:10],
+                int(post.published[:4]),
+                post.published[:7],
+                post.author,
+                post.source,
+                json.dumps(post.tags, ensure_ascii=False),
+                body.word_count,
+                len(body.images),
+                len(body.links),
+                post.path,
+                post.sha256,
+                post.feed_published,
+            ),
+        )
+        self.conn.execute(
+            "insert into article_bodies (article_id, body_html, body_text) values (?, ?, ?)",
+            (post.id, body.html, body.text),
+        )
+        self.conn.executemany(
+            "insert into images (article_id, position, src, alt, title, caption, width, height) values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(post.id, i.position, i.src, i.alt, i.title, i.caption, i.width, i.height) for i in body.images],
+        )
+        self.conn.executemany(
+            "insert into links (article_id, position, href, text, domain, internal) values (?, ?, ?, ?, ?, ?)",
+            [(post.id, k.position, k.href, k.text, k.domain, int(k.internal)) for k in body.links],
+        )
+        tags = [(article_id(name), name) for name in post.tags]
+        self.conn.executemany("insert or ignore into tags (id, name) values (?, ?)", tags)
+        self.conn.executemany(
+            "insert or ignore into article_tags (article_id, tag_id) values (?, ?)", [(post.id, t) for t, _ in tags]
+        )
+        if self.with_search:
+            search.index(self.conn, post.id, post.title, body.text)
+
+    def finish(self) -> None:
+        self.conn.execute("delete from tags where id not in (select tag_id from article_tags)")
+
+
+# --- the atomic swap ------------------------------------------------------------
+
+
+def open_for_build(path: Path, with_search: bool) -> sqlite_utils.Database:
+    db = sqlite_utils.Database(path)
+    # The file is a private copy until it is renamed into place: no journal is needed,
+    # and a crash only ever loses the copy.
+    db.execute("PRAGMA journal_mode = OFF")
+    db.execute("PRAGMA synchronous = OFF")
+    ensure_schema(db)
+    if with_search:
+        search.ensure_index(db)
+    else:
+        db.execute(f"DROP TABLE IF EXISTS {search.FTS_TABLE}")
+    return db
+
+
+@contextlib.contextmanager
+def temporary_copy(db_path: Path, fresh: bool) -> Iterator[Path]:
+    temp_path = db_path.with_name(f".{db_path.name}{TEMP_MARKER}{os.getpid()}")
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if not fresh:
+            shutil.copyfile(db_path, temp_path)
+        yield temp_path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp_path.unlink()
+
+
+def commit_file(temp_path: Path, db_path: Path) -> None:
+    with open(temp_path, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temp_path, db_path)
+    directory = os.open(db_path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def remove_stale_temp_files(db_path: Path) -> None:
+    """Copies left by builds that were killed: their process is gone."""
+    if not db_path.parent.exists():
+        return
+    for leftover in db_path.parent.glob(f".{db_path.name}{TEMP_MARKER}*"):
+        pid = leftover.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or not process_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,294 @@
+"""Turn one Jekyll post file into a `Post`: pure functions, no database.
+
+Every way a file can be unusable raises `PostError` with a reason a person can act on;
+`parse_post` adds the file's path to it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+import yaml
+
+from postsdb.body import Body, extract_body
+
+try:  # the C loader is several times faster; fall back where libyaml is missing
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader
+
+MAX_FRONT_MATTER = 64 * 1024
+MAX_YAML_ALIASES = 50
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+# Zero-width characters and C0/C1 controls (but tab and newline) seen in titles.
+INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f]")
+EPOCH_COMMENT = re.compile(r"\A\s*<!--\s*(\d{9,14}|NaN)\s*-->[ \t]*\n?")
+# `[title](url)` followed by a `------` underline: the RSS mirror's heading.
+LINK_HEADING = re.compile(r"\A\s*\[(?P<title>.*)\]\((?P<url>[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)\)[ \t]*\n-{3,}[ \t]*\n")
+TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid|spm|from|isappinstalled)$", re.I)
+
+
+class PostError(ValueError):
+    """A file that cannot become an article; the message says why."""
+
+
+@dataclass
+class Post:
+    path: str
+    sha256: str
+    url: str
+    id: int
+    title: str
+    published: str
+    author: str | None
+    source: str | None
+    tags: list[str]
+    layout: str | None
+    feed_published: str | None
+    body: Body = field(repr=False)
+
+
+def parse_post(path: Path, rel_path: str, data: bytes | None = None) -> Post:
+    """Parse the file at `path`; `rel_path` is how the database will name it."""
+    if data is None:
+        data = path.read_bytes()
+    try:
+        return parse_bytes(data, rel_path)
+    except PostError as error:
+        raise PostError(f"{rel_path}: {error}") from None
+
+
+def parse_bytes(data: bytes, rel_path: str) -> Post:
+    text = decode(data)
+    meta, body_source = split_front_matter(text)
+    url = canonical_url(require_str(meta, "from"))
+    body_source, epoch = take_epoch_comment(body_source)
+    body_source, heading_title = take_link_heading(body_source)
+    published = parse_date(meta.get("date"), epoch)
+    body = extract_body(body_source, url, scraped=False if heading_title is not None else None)
+    title = clean_line(as_text(meta.get("title"))) or clean_line(heading_title or "") or body.page_title
+    if not title:
+        raise PostError("missing title (front matter `title` is empty and the body has none)")
+    tags = as_list(meta.get("tags"), "tags")
+    categories = as_list(meta.get("categories"), "categories")
+    author = clean_line(html.unescape(as_text(meta.get("author")))) or None
+    return Post(
+        path=rel_path,
+        sha256=hashlib.sha256(data).hexdigest(),
+        url=url,
+        id=article_id(url),
+        title=title,
+        published=published,
+        author=author,
+        source=(categories or tags or [urlsplit(url).hostname])[0],
+        tags=tags,
+        layout=as_text(meta.get("layout")) or None,
+        feed_published=iso(epoch) if epoch else None,
+        body=body,
+    )
+
+
+def decode(data: bytes) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise PostError(f"file is {len(data):,} bytes, over the {MAX_FILE_BYTES:,}-byte limit")
+    if not data.strip():
+        raise PostError("file is empty")
+    if b"\x00" in data:
+        raise PostError("binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise PostError(f"not UTF-8 (invalid byte at offset {error.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def split_front_matter(text: str) -> tuple[dict, str]:
+    if not text.startswith("---\n"):
+        raise PostError("no front matter (file does not start with a `---` line)")
+    end = re.search(r"^---[ \t]*$", text[4:], re.M)
+    if end is None:
+        raise PostError("front matter is not closed by a `---` line")
+    raw = text[4 : 4 + end.start()]
+    if len(raw) > MAX_FRONT_MATTER:
+        raise PostError(f"front matter is over {MAX_FRONT_MATTER:,} characters")
+    meta = load_yaml(raw)
+    return meta, text[4 + end.end() :].lstrip("\n")
+
+
+def load_yaml(raw: str) -> dict:
+    """Safe YAML: no Python tags (SafeLoader), and few aliases, so no alias bombs."""
+    try:
+        if "*" in raw and count_aliases(raw) > MAX_YAML_ALIASES:
+            raise PostError(f"front matter uses more than {MAX_YAML_ALIASES} YAML aliases")
+        meta = yaml.load(raw, Loader=SafeLoader)
+    except yaml.YAMLError as error:
+        raise PostError(f"invalid YAML in front matter: {one_line(error)}") from None
+    except (ValueError, TypeError, OverflowError) as error:  # e.g. `date: 2021-02-30`
+        if isinstance(error, PostError):
+            raise
+        raise PostError(f"invalid value in front matter: {one_line(error)}") from None
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise PostError(f"front matter is a {type(meta).__name__}, not a mapping of keys")
+    return meta
+
+
+def count_aliases(raw: str) -> int:
+    # Parsing events never expands aliases, so this is linear in the input.
+    return sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(raw, Loader=SafeLoader))
+
+
+def require_str(meta: dict, key: str) -> str:
+    value = as_text(meta.get(key)).strip()
+    if not value:
+        raise PostError(f"missing `{key}` in front matter")
+    return value
+
+
+def as_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        raise PostError(f"expected text, got a {type(value).__name__}: {one_line(value)[:80]}")
+    return str(value)
+
+
+def as_list(value, key: str) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        value = value.split()  # Jekyll allows `tags: a b c`
+    if not isinstance(value, list):
+        value = [value]
+    items = []
+    for item in value:
+        if isinstance(item, (dict, list)):
+            raise PostError(f"`{key}` holds a {type(item).__name__}, expected plain names")
+        name = clean_line(str(item)) if item is not None else ""
+        if name and name not in items:
+            items.append(name)
+    return items
+
+
+def clean_line(text: str) -> str:
+    return " ".join(INVISIBLE.sub("", text).split())
+
+
+def one_line(value) -> str:
+    return " ".join(str(value).split())
+
+
+# --- dates ------------------------------------------------------------------
+
+
+def take_epoch_comment(body: str) -> tuple[str, dt.datetime | None]:
+    match = EPOCH_COMMENT.match(body)
+    if not match:
+        return body, None
+    rest = body[match.end() :]
+    if match.group(1) == "NaN":
+        return rest, None
+    try:
+        return rest, dt.datetime.fromtimestamp(int(match.group(1)) / 1000, dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return rest, None
+
+
+def take_link_heading(body: str) -> tuple[str, str | None]:
+    """Drop the RSS mirror's `[title](url)` + `------` heading; return its title."""
+    head = body[:4096]
+    match = LINK_HEADING.match(head)
+    if not match:
+        return body, None
+    return body[match.end() :], match.group("title").strip()
+
+
+def parse_date(value, epoch: dt.datetime | None) -> str:
+    """The front matter date wins; the feed's epoch comment is the fallback."""
+    if value is None or value == "":
+        if epoch is None:
+            raise PostError("missing `date` in front matter (and no <!--epoch--> comment)")
+        return iso(epoch)
+    if isinstance(value, dt.datetime):
+        moment = value
+    elif isinstance(value, dt.date):
+        moment = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        moment = parse_date_text(value.strip())
+    else:
+        raise PostError(f"`date` is not a date: {one_line(value)[:80]}")
+    if moment.tzinfo is None:  # a bare date or a naive time means UTC
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    try:
+        return iso(moment.astimezone(dt.timezone.utc))
+    except (OverflowError, ValueError):
+        raise PostError(f"`date` is out of range: {value}") from None
+
+
+def parse_date_text(text: str) -> dt.datetime:
+    candidate = re.sub(r"\s+([+-]\d\d:?\d\d|Z)$", r"\1", text).replace(" ", "T", 1)
+    try:
+        return dt.datetime.fromisoformat(candidate)
+    except ValueError:
+        raise PostError(f"`date` is not an ISO 8601 date: {text[:80]!r}") from None
+
+
+def iso(moment: dt.datetime) -> str:
+    moment = moment.astimezone(dt.timezone.utc)
+    if moment.year < 1 or moment.year > 9999:
+        raise PostError("`date` is out of range")
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- URLs -------------------------------------------------------------------
+
+
+def canonical_url(raw: str) -> str:
+    """One spelling per article: see README, "Canonical URLs"."""
+    text = clean_line(raw)
+    text = re.sub(r"^(https?://)+(https?://)", r"\2", text, flags=re.I)
+    try:
+        parts = urlsplit(text)
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError as error:
+        raise PostError(f"`from` is not a URL: {text[:120]!r} ({error})") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not host or " " in host:
+        raise PostError(f"`from` is not an http(s) URL: {text[:120]!r}")
+    netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
+    path = normalize_escapes(parts.path or "/")
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking(k, host)]
+    return urlunsplit((scheme, netloc, path, urlencode(query, quote_via=quote), ""))
+
+
+def is_tracking(key: str, host: str) -> bool:
+    if TRACKING_PARAMS.match(key):
+        return True
+    return key == "source" and (host == "medium.com" or host.endswith(".medium.com"))
+
+
+def normalize_escapes(path: str) -> str:
+    """Undo double percent-encoding, then spell every escape the same way."""
+    for _ in range(3):  # %25E6 → %E6, for each layer of encoding
+        path, layers = re.subn(r"%25([0-9A-Fa-f]{2})", r"%\1", path)
+        if not layers:
+            break
+    decoded = unquote(path, errors="replace")
+    if "\ufffd" in decoded and "\ufffd" not in path:
+        return path  # escapes that are not UTF-8: leave them as they are
+    return quote(decoded, safe="/:@!$&'()*+,;=-._~")
+
+
+def article_id(url: str) -> int:
+    """A stable id that fits in 53 bits, so JavaScript clients read it exactly."""
+    digest = hashlib.sha256(url.encode("utf-8")).digest()
+    return int.from_bytes(digest[:7], "big") >> 3 or 1

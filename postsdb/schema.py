@@ -1,0 +1,141 @@
+"""The database's shape, declared once. `ensure_schema(db)` makes any database match it."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+# Bump when a table changes shape: an older database is then rebuilt from scratch.
+SCHEMA_VERSION = 1
+
+TABLES = {
+    "articles": {
+        "columns": {
+            "id": int,
+            "title": str,
+            "url": str,
+            "published": str,
+            "published_date": str,
+            "year": int,
+            "month": str,
+            "author": str,
+            "source": str,
+            "tags": str,
+            "word_count": int,
+            "image_count": int,
+            "link_count": int,
+            "path": str,
+            "sha256": str,
+            "feed_published": str,
+        },
+        "pk": "id",
+        "not_null": {"title", "url", "published", "path", "sha256"},
+    },
+    "article_bodies": {
+        "columns": {"article_id": int, "body_html": str, "body_text": str},
+        "pk": "article_id",
+        "foreign_keys": [("article_id", "articles", "id")],
+    },
+    "images": {
+        "columns": {
+            "article_id": int,
+            "position": int,
+            "src": str,
+            "alt": str,
+            "title": str,
+            "caption": str,
+            "width": int,
+            "height": int,
+        },
+        "pk": ("article_id", "position"),
+        "foreign_keys": [("article_id", "articles", "id")],
+        "not_null": {"src"},
+    },
+    "links": {
+        "columns": {
+            "article_id": int,
+            "position": int,
+            "href": str,
+            "text": str,
+            "domain": str,
+            "internal": int,
+        },
+        "pk": ("article_id", "position"),
+        "foreign_keys": [("article_id", "articles", "id")],
+        "not_null": {"href"},
+    },
+    "tags": {
+        "columns": {"id": int, "name": str},
+        "pk": "id",
+        "not_null": {"name"},
+    },
+    "article_tags": {
+        "columns": {"article_id": int, "tag_id": int},
+        "pk": ("article_id", "tag_id"),
+        "foreign_keys": [("article_id", "articles", "id"), ("tag_id", "tags", "id")],
+    },
+    "article_files": {
+        "columns": {
+            "path": str,
+            "sha256": str,
+            "size": int,
+            "article_id": int,
+            "url": str,
+            "published": str,
+            "status": str,
+        },
+        "pk": "path",
+        "foreign_keys": [("article_id", "articles", "id")],
+        "not_null": {"sha256", "article_id", "status"},
+    },
+    "problems": {
+        "columns": {"path": str, "sha256": str, "size": int, "reason": str},
+        "pk": "path",
+        "not_null": {"reason"},
+    },
+    "builds": {
+        "columns": {
+            "id": int,
+            "finished": str,
+            "seconds": float,
+            "files_scanned": int,
+            "files_skipped": int,
+            "added": int,
+            "changed": int,
+            "unchanged": int,
+            "removed": int,
+            "problems": int,
+        },
+        "pk": "id",
+    },
+}
+
+INDEXES = {
+    "articles": [["published"], ["published_date"], ["year"], ["month"], ["source"], ["author"], ["url"]],
+    "images": [["src"]],
+    "links": [["domain"], ["href"]],
+    "tags": [["name"]],
+    "article_tags": [["tag_id"]],
+    "article_files": [["article_id"], ["status"]],
+}
+UNIQUE_INDEXES = {("articles", "url"), ("tags", "name")}
+
+
+def ensure_schema(db: sqlite_utils.Database) -> None:
+    """Create every table and index that is missing. Safe to run on any database, any time."""
+    for name, spec in TABLES.items():
+        db[name].create(
+            spec["columns"],
+            pk=spec["pk"],
+            foreign_keys=spec.get("foreign_keys"),
+            not_null=spec.get("not_null"),
+            if_not_exists=True,
+        )
+    for table, indexes in INDEXES.items():
+        for columns in indexes:
+            unique = (table, columns[0]) in UNIQUE_INDEXES and len(columns) == 1
+            db[table].create_index(columns, unique=unique, if_not_exists=True)
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return db.execute("PRAGMA user_version").fetchone()[0]

@@ -1,0 +1,121 @@
+"""Chinese full-text search: one normalizer for the index and for queries.
+
+Stock FTS5 fails Chinese readers: `unicode61` makes a whole run of Han characters one
+token, and `trigram` cannot match two-character words. So both the indexed text and the
+query go through `normalize` (NFKC, Traditional → Simplified, lowercase), and every CJK
+run becomes overlapping bigrams plus its last character on its own:
+
+    "腾讯微信" → "腾讯 讯微 微信 信"
+
+A query term is then a phrase of the same bigrams; a one-character term is a prefix
+query (`信*`), answered by the `prefix='1'` index. Together they mean "contains".
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+
+import opencc
+
+FTS_TABLE = "articles_fts"
+# Contentless: the text lives in article_bodies; the index holds only tokens.
+FTS_DDL = f"""
+CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(
+    title, body, content='', prefix='1', tokenize='unicode61 remove_diacritics 0'
+)
+"""
+CJK_RUN = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3131-\u318e\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]+"
+)
+# What the unicode61 tokenizer would keep as one token outside CJK runs.
+WORD = re.compile(r"[^\W_]+")
+
+
+@functools.lru_cache(maxsize=1)
+def _converter() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s.json")
+
+
+def normalize(text: str) -> str:
+    """NFKC, then Traditional → Simplified, then lowercase: 騰訊 and 腾讯 become one."""
+    return _converter().convert(unicodedata.normalize("NFKC", text)).lower()
+
+
+def bigrams(run: str) -> list[str]:
+    return [run[i : i + 2] for i in range(len(run) - 1)] + [run[-1]]
+
+
+def index_text(text: str) -> str:
+    """The text as the index sees it: CJK runs as bigrams, the rest as it was."""
+    return CJK_RUN.sub(lambda m: " " + " ".join(bigrams(m.group(0))) + " ", normalize(text))
+
+
+def query_tokens(term: str) -> list[str]:
+    """One query term as index tokens, in order; a lone CJK character ends in `*`."""
+    tokens = []
+    position = 0
+    normal = normalize(term)
+    for match in CJK_RUN.finditer(normal):
+        tokens.extend(WORD.findall(normal[position : match.start()]))
+        run = match.group(0)
+        tokens.extend([run + "*"] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+        position = match.end()
+    tokens.extend(WORD.findall(normal[position:]))
+    return tokens
+
+
+def fts_query(query: str) -> str:
+    """An FTS5 query meaning "contains every term". Never raises, never invalid.
+
+    Terms are split on white space and ANDed; each term is one phrase. Input with no
+    searchable character gives a query that matches nothing.
+    """
+    phrases = []
+    for term in (query or "").split():
+        tokens = query_tokens(term)
+        if not tokens:
+            continue
+        parts = [f'"{t[:-1]}"*' if t.endswith("*") else f'"{t}"' for t in tokens]
+        phrases.append(parts[0] if len(parts) == 1 else " + ".join(parts))
+    if not phrases:
+        return '"\u0000"'  # a token no text contains: matches nothing, without an error
+    return " AND ".join(f"({p})" for p in phrases)
+
+
+# --- the index, kept in step with the articles table --------------------------
+
+
+def ensure_index(db) -> None:
+    db.execute(FTS_DDL)
+
+
+def index(conn, article_id: int, title: str, body_text: str) -> None:
+    conn.execute(
+        f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)",
+        (article_id, index_text(title), index_text(body_text)),
+    )
+
+
+def delete(conn, article_ids: list[int]) -> None:
+    """A contentless index forgets a row only when told its exact tokens again, so they
+    are recomputed from the stored text."""
+    if not article_ids or not has_index(conn):
+        return
+    for article_id in article_ids:
+        row = conn.execute(
+            """select articles.title, article_bodies.body_text from articles
+            join article_bodies on article_bodies.article_id = articles.id where articles.id = ?""",
+            (article_id,),
+        ).fetchone()
+        if row is None:
+            continue
+        conn.execute(
+            f"insert into {FTS_TABLE} ({FTS_TABLE}, rowid, title, body) values ('delete', ?, ?, ?)",
+            (article_id, index_text(row[0]), index_text(row[1] or "")),
+        )
+
+
+def has_index(conn) -> bool:
+    return conn.execute("select 1 from sqlite_master where name = ?", (FTS_TABLE,)).fetchone() is not None
