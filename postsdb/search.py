@@ -80,7 +80,7 @@ def fts_query(query: str) -> str:
         parts = [f'"{t[:-1]}"*' if t.endswith("*") else f'"{t}"' for t in tokens]
         phrases.append(parts[0] if len(parts) == 1 else " + ".join(parts))
     if not phrases:
-        return '"\u0000"'  # a token no text contains: matches nothing, without an error
+        return '""'  # the empty phrase: matches nothing, and is valid FTS5
     return " AND ".join(f"({p})" for p in phrases)
 
 

@@ -1,0 +1,79 @@
+"""Shared fixtures: the real corpus (when present), built databases, tiny posts."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from postsdb.build import build
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS_SOURCES = [CORPUS / "seed", CORPUS / "posts"]
+SEED_PATH = "seed/000_4a1463b1f05834cd.txt"
+SEED_URL = "https://www.rfa.org/mandarin/yataibaodao/meiti/ql2-09062021062321.html"
+
+needs_corpus = pytest.mark.skipif(
+    not (CORPUS / "posts").is_dir(),
+    reason="the shared corpus (../shared/corpus/ beside the project) is not on this machine",
+)
+
+
+@pytest.fixture(scope="session")
+def corpus_sources() -> list[Path]:
+    if not (CORPUS / "posts").is_dir():
+        pytest.skip("the shared corpus (../shared/corpus/ beside the project) is not on this machine")
+    return CORPUS_SOURCES
+
+
+@pytest.fixture(scope="session")
+def corpus_db(tmp_path_factory, corpus_sources) -> Path:
+    """The shared corpus built once per test session. Treat it as read-only."""
+    db_path = tmp_path_factory.mktemp("corpus") / "posts.db"
+    build(corpus_sources, db_path)
+    return db_path
+
+
+@pytest.fixture(scope="session")
+def data_db(tmp_path_factory) -> Path:
+    """The project's own data/ folder, built once per session."""
+    db_path = tmp_path_factory.mktemp("data") / "posts.db"
+    build([DATA], db_path)
+    return db_path
+
+
+def make_post(
+    folder: Path,
+    name: str = "2021-01-01-post.md",
+    title: str = "标题",
+    date: str = "2021-01-01T00:00:00Z",
+    url: str = "https://example.com/a",
+    body: str = "<p>正文</p>",
+    extra: str = "",
+) -> Path:
+    """Write a small Jekyll post into `folder` and return its path."""
+    front = f'---\nlayout: post\ntitle: "{title}"\ndate: {date}\nauthor: 作者\nfrom: {url}\ntags: [ 测试 ]\ncategories: [ 测试 ]\n{extra}---\n'
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(front + textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def post_folder(tmp_path) -> Path:
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    return folder
+
+
+def copy_corpus(target: Path) -> list[Path]:
+    """A writable copy of the corpus, for tests that change files."""
+    sources = []
+    for source in CORPUS_SOURCES:
+        shutil.copytree(source, target / source.name)
+        sources.append(target / source.name)
+    return sources
