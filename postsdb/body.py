@@ -218,6 +218,8 @@ def collect_images(root, base_url: str) -> list[Image]:
             continue
         seen.add(key)
         node.attrs["src"] = src
+        node.attrs["loading"] = "lazy"
+        node.attrs["referrerpolicy"] = "no-referrer"
         attrs = node.attributes
         images.append(
             Image(
@@ -321,7 +323,9 @@ def sanitize(fragment: str) -> str:
         attributes={tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()},
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
-        set_tag_attribute_values={"img": {"referrerpolicy": "no-referrer", "loading": "lazy"}},
+        # Set on every kept <img> by collect_images; only these values may pass. (nh3's
+        # set_tag_attribute_values would add them in a random order, so builds would differ.)
+        tag_attribute_values={"img": {"referrerpolicy": {"no-referrer"}, "loading": {"lazy"}}},
         strip_comments=True,
     ).strip()
 

@@ -155,9 +155,10 @@ def build(
     scan = scan_sources(sources)
     summary = Summary(scanned=len(scan.files) + scan.skipped, skipped=scan.skipped)
     remove_stale_temp_files(db_path)
-    state = None if force else read_state(db_path)
-    if state is not None and state.has_search != with_search:
-        state = None  # adding or dropping the search index means indexing everything again
+    previous = read_state(db_path)
+    state = previous
+    if force or (state is not None and state.has_search != with_search):
+        state = None  # parse everything; adding or dropping the search index means that too
     hashes = hash_files(scan.files, progress)
     if state is not None and not differs(state, hashes):
         summary.unchanged = len(state.articles)
@@ -177,7 +178,7 @@ def build(
             loader.finish()
             check_foreign_keys(db)
             after = dict(db.execute("select id, sha256 from articles").fetchall())
-            count_changes(summary, before.articles, after)
+            count_changes(summary, (previous or EMPTY_STATE).articles, after)
             summary.problems = db.execute("select path, reason from problems order by path").fetchall()
             summary.seconds = time.perf_counter() - started
             record_build(db, summary)

@@ -1,0 +1,253 @@
+"""The build, end to end: real files in, a real SQLite database out."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+import sqlite_utils
+from typer.testing import CliRunner
+
+import build_db
+from conftest import SEED_PATH, SEED_URL, copy_corpus, make_post
+from postsdb.build import Loader, build
+from postsdb.schema import TABLES
+
+runner = CliRunner()
+
+
+def rows(db_path, sql, params=()):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def table_dump(db_path) -> dict:
+    db = sqlite_utils.Database(db_path)
+    skip = {"builds"}
+    return {name: list(db[name].rows) for name in TABLES if name not in skip}
+
+
+# --- the shared corpus ----------------------------------------------------------
+
+
+def test_every_corpus_file_is_accounted_for(corpus_db):
+    files, problems = rows(corpus_db, "select (select count(*) from article_files), (select count(*) from problems)")[0]
+    scanned, skipped = rows(corpus_db, "select files_scanned, files_skipped from builds")[0]
+    assert scanned == 151
+    assert files + problems + skipped == scanned
+    assert rows(corpus_db, "select count(*) from articles")[0][0] == 151 - problems
+
+
+def test_seed_article_row(corpus_db):
+    db = sqlite_utils.Database(corpus_db)
+    [seed] = db["articles"].rows_where("path = ?", [SEED_PATH])
+    assert seed["title"] == "腾讯捐五百亿元后立即增用户收费作补偿"
+    assert seed["published"] == "2021-09-06T10:23:00Z"
+    assert (seed["published_date"], seed["year"], seed["month"]) == ("2021-09-06", 2021, "2021-09")
+    assert seed["url"] == SEED_URL
+    assert json.loads(seed["tags"]) == ["自由亚洲电台"]
+    assert seed["image_count"] == 3 and seed["link_count"] == 3
+    assert len(seed["sha256"]) == 64
+
+
+def test_seed_images_with_alt_and_captions(corpus_db):
+    images = rows(
+        corpus_db,
+        "select position, alt, caption, src from images join articles on articles.id = images.article_id "
+        "where articles.path = ? order by position",
+        [SEED_PATH],
+    )
+    assert [r[0] for r in images] == [0, 1, 2]
+    assert images[1][1] == images[1][2] == "网民议论微信拟推初收费服务。（Public Domain）"
+    assert not any("icon-zoom" in r[3] for r in images)
+
+
+def test_foreign_keys_are_declared_and_hold(corpus_db):
+    db = sqlite_utils.Database(corpus_db)
+    declared = {(fk.table, fk.column, fk.other_table, fk.other_column) for t in db.tables for fk in t.foreign_keys}
+    assert declared == {
+        ("article_bodies", "article_id", "articles", "id"),
+        ("images", "article_id", "articles", "id"),
+        ("links", "article_id", "articles", "id"),
+        ("article_tags", "article_id", "articles", "id"),
+        ("article_tags", "tag_id", "tags", "id"),
+        ("article_files", "article_id", "articles", "id"),
+    }
+    assert rows(corpus_db, "PRAGMA foreign_key_check") == []
+
+
+def test_join_and_facet_columns_are_indexed(corpus_db):
+    db = sqlite_utils.Database(corpus_db)
+    indexed = {(t.name, tuple(i.columns)[0]) for t in db.tables for i in t.indexes}
+    for table, column in [("articles", "source"), ("articles", "author"), ("articles", "year"), ("articles", "published"),
+                          ("article_tags", "tag_id"), ("article_files", "article_id"), ("links", "domain")]:
+        assert (table, column) in indexed, (table, column)
+
+
+def test_ids_fit_in_53_bits(corpus_db):
+    assert rows(corpus_db, "select max(id) < 9007199254740992, min(id) > 0 from articles")[0] == (1, 1)
+    assert rows(corpus_db, "select max(id) < 9007199254740992 from tags")[0] == (1,)
+
+
+def test_stored_bodies_have_no_active_content(corpus_db):
+    bad = rows(
+        corpus_db,
+        """select count(*) from article_bodies where body_html like '%<script%' or body_html like '%<iframe%'
+        or body_html like '%<style%' or body_html like '%<link%' or body_html like '%javascript:%'
+        or body_html like '%<form%' or body_html like '% onerror=%' or body_html like '% onload=%'""",
+    )
+    assert bad == [(0,)]
+
+
+def test_build_twice_gives_identical_rows_and_changes_nothing(tmp_path, corpus_sources):
+    db_path = tmp_path / "posts.db"
+    first = build(corpus_sources, db_path)
+    before = table_dump(db_path)
+    mtime = db_path.stat().st_mtime_ns
+    second = build(corpus_sources, db_path)
+    assert (second.added, second.changed, second.removed, second.unchanged) == (0, 0, 0, first.added)
+    assert not second.wrote and db_path.stat().st_mtime_ns == mtime
+    forced = build(corpus_sources, db_path, force=True)
+    assert forced.wrote and table_dump(db_path) == before
+
+
+def test_ids_are_the_same_on_another_machine(tmp_path, corpus_sources, corpus_db):
+    # a different folder and a fresh build: ids depend on URLs only
+    copy = copy_corpus(tmp_path / "elsewhere")
+    build(copy, tmp_path / "posts.db")
+    assert rows(tmp_path / "posts.db", "select id, url from articles order by id") == rows(
+        corpus_db, "select id, url from articles order by id"
+    )
+
+
+# --- incremental builds on tiny folders -----------------------------------------
+
+
+def test_changed_added_and_removed_files_touch_only_their_rows(post_folder, tmp_path):
+    db_path = tmp_path / "posts.db"
+    a = make_post(post_folder, "a.md", title="甲", url="https://example.com/a")
+    b = make_post(post_folder, "b.md", title="乙", url="https://example.com/b")
+    assert build([post_folder], db_path).added == 2
+    b_row = rows(db_path, "select * from articles where url = 'https://example.com/b'")
+
+    make_post(post_folder, "a.md", title="甲二", url="https://example.com/a", body="<p>新的</p>")
+    make_post(post_folder, "c.md", title="丙", url="https://example.com/c")
+    summary = build([post_folder], db_path)
+    assert (summary.added, summary.changed, summary.unchanged, summary.removed) == (1, 1, 1, 0)
+    assert rows(db_path, "select title from articles where url = 'https://example.com/a'") == [("甲二",)]
+    assert rows(db_path, "select * from articles where url = 'https://example.com/b'") == b_row
+
+    a.unlink()
+    summary = build([post_folder], db_path)
+    assert (summary.added, summary.changed, summary.unchanged, summary.removed) == (0, 0, 2, 1)
+    assert rows(db_path, "select count(*) from images where article_id not in (select id from articles)") == [(0,)]
+    assert {r[0] for r in rows(db_path, "select path from article_files")} == {"b.md", "c.md"}
+    assert b.exists()
+
+
+def test_revisions_keep_the_newest_and_list_every_file(post_folder, tmp_path):
+    db_path = tmp_path / "posts.db"
+    url = "https://example.com/same"
+    make_post(post_folder, "old.md", title="旧版", date="2021-01-01T00:00:00Z", url=url)
+    make_post(post_folder, "new.md", title="新版", date="2021-01-02T00:00:00Z", url=url + "?utm_source=x#frag")
+    build([post_folder], db_path)
+    assert rows(db_path, "select title, path from articles") == [("新版", "new.md")]
+    assert sorted(rows(db_path, "select path, status from article_files")) == [("new.md", "kept"), ("old.md", "superseded")]
+
+    (post_folder / "new.md").unlink()  # the older revision comes back
+    build([post_folder], db_path)
+    assert rows(db_path, "select title, path from articles") == [("旧版", "old.md")]
+    assert rows(db_path, "select path, status from article_files") == [("old.md", "kept")]
+
+
+def test_tags_and_joins(post_folder, tmp_path):
+    db_path = tmp_path / "posts.db"
+    path = make_post(post_folder, "a.md")
+    path.write_text(path.read_text().replace("tags: [ 测试 ]", "tags: [ 香港, 微信, 香港 ]"))
+    build([post_folder], db_path)
+    assert rows(db_path, "select tags from articles") == [('["香港", "微信"]',)]
+    assert sorted(rows(db_path, "select name from tags join article_tags on tag_id = tags.id")) == [("微信",), ("香港",)]
+    path.unlink()
+    build([post_folder], db_path)
+    assert rows(db_path, "select count(*) from tags") == [(0,)]
+
+
+def test_problem_files_are_recorded_and_the_rest_is_built(post_folder, tmp_path):
+    db_path = tmp_path / "posts.db"
+    make_post(post_folder, "good.md")
+    (post_folder / "bad.md").write_text("no front matter here")
+    (post_folder / "photo.jpg").write_bytes(b"\xff\xd8\xff")
+    summary = build([post_folder], db_path)
+    assert summary.added == 1 and summary.skipped == 1 and summary.scanned == 3
+    assert rows(db_path, "select path, reason from problems") == [("bad.md", "no front matter (file does not start with a `---` line)")]
+    (post_folder / "bad.md").unlink()
+    build([post_folder], db_path)
+    assert rows(db_path, "select count(*) from problems") == [(0,)]
+
+
+def test_a_failed_build_leaves_the_old_database_untouched(post_folder, tmp_path, monkeypatch):
+    db_path = tmp_path / "posts.db"
+    make_post(post_folder, "a.md")
+    build([post_folder], db_path)
+    before = db_path.read_bytes()
+    make_post(post_folder, "b.md", url="https://example.com/b")
+
+    def explode(self, post):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Loader, "write_article", explode)
+    with pytest.raises(RuntimeError):
+        build([post_folder], db_path)
+    assert db_path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["posts", "posts.db"]
+
+
+# --- the command line -------------------------------------------------------------
+
+
+def test_cli_build_prints_a_summary_and_problems(post_folder, tmp_path):
+    make_post(post_folder, "good.md")
+    (post_folder / "bad.md").write_text("---\ntitle: [\n---\n")
+    db_path = tmp_path / "out" / "posts.db"
+    result = runner.invoke(build_db.app, ["build", str(post_folder), "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert "bad.md: invalid YAML in front matter" in result.output
+    assert "1 added, 0 changed, 0 unchanged, 0 removed; 1 problem(s); 2 files scanned" in result.output
+    again = runner.invoke(build_db.app, ["build", str(post_folder), "--db", str(db_path)])
+    assert "0 added, 0 changed, 1 unchanged, 0 removed; 1 problem(s)" in again.output
+
+
+def test_cli_strict_exits_1_and_keeps_the_old_database(post_folder, tmp_path):
+    db_path = tmp_path / "posts.db"
+    make_post(post_folder, "good.md")
+    assert runner.invoke(build_db.app, ["build", str(post_folder), "--db", str(db_path), "--strict"]).exit_code == 0
+    before = db_path.read_bytes()
+    (post_folder / "bad.md").write_text("")
+    result = runner.invoke(build_db.app, ["build", str(post_folder), "--db", str(db_path), "--strict"])
+    assert result.exit_code == 1
+    assert "bad.md: file is empty" in result.output
+    assert db_path.read_bytes() == before
+
+
+def test_cli_check_writes_nothing_and_reports(post_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_post(post_folder, "good.md")
+    result = runner.invoke(build_db.app, ["check", str(post_folder)])
+    assert result.exit_code == 0, result.output
+    (post_folder / "bad.md").write_text("---\ntitle: x\n---\n")
+    result = runner.invoke(build_db.app, ["check", str(post_folder)])
+    assert result.exit_code == 1
+    assert "bad.md: missing `from` in front matter" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["posts"]
+
+
+def test_cli_missing_source_is_a_clear_error(tmp_path):
+    result = runner.invoke(build_db.app, ["build", str(tmp_path / "nope"), "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "no such file or folder" in result.output
+
+
+def test_data_folder_builds(data_db):
+    assert rows(data_db, "select count(*) from articles")[0][0] >= 1
+    assert rows(data_db, "select count(*) from problems") == [(0,)]
