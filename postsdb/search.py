@@ -8,7 +8,8 @@ run becomes overlapping bigrams plus its last character on its own:
     "腾讯微信" → "腾讯 讯微 微信 信"
 
 A query term is then a phrase of the same bigrams; a one-character term is a prefix
-query (`信*`), answered by the `prefix='1'` index. Together they mean "contains".
+query (`信*`), answered by the `prefix='1'` index. Together they mean "contains". Latin
+words are indexed as words, and a query's last word is a prefix: "vpn" finds "VPNs".
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def index_text(text: str) -> str:
 
 
 def query_tokens(term: str) -> list[str]:
-    """One query term as index tokens, in order; a lone CJK character ends in `*`."""
+    """One query term as index tokens, in order; a prefix token ends in `*`."""
     tokens = []
     position = 0
     normal = normalize(term)
@@ -63,6 +64,8 @@ def query_tokens(term: str) -> list[str]:
         tokens.extend([run + "*"] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
         position = match.end()
     tokens.extend(WORD.findall(normal[position:]))
+    if tokens and not CJK_RUN.match(tokens[-1]):
+        tokens[-1] += "*"  # a word at the end may go on: "vpn" finds "VPNs", as a reader expects
     return tokens
 
 
