@@ -1,0 +1,54 @@
+"""The article page: `/posts/articles/<id>` shows the article as a reader reads it.
+
+Bodies live in `article_bodies`, so the row page of `articles` fetches its body here and
+`templates/row-posts-articles.html` renders it. The stored HTML was sanitized at build time;
+it is put through the same allow-list again before it is marked safe, so a database built by
+anything else cannot bring scripts onto the page.
+"""
+
+from __future__ import annotations
+
+import json
+
+from datasette import hookimpl
+from datasette.utils import urlsafe_components
+from markupsafe import Markup
+
+from postsdb.body import sanitize
+
+ARTICLE_SQL = """
+select articles.id, articles.title, articles.url, articles.published, articles.published_date,
+  articles.author, articles.source, articles.tags, articles.word_count, articles.image_count,
+  articles.link_count, article_bodies.body_html
+from articles left join article_bodies on article_bodies.article_id = articles.id
+where articles.id = :id
+"""
+
+
+@hookimpl
+def extra_template_vars(view_name, database, table, request, datasette):
+    if view_name != "row" or table != "articles" or request is None:
+        return {}
+
+    async def article_vars():
+        pks = urlsafe_components(request.url_vars.get("pks", ""))
+        if len(pks) != 1:
+            return {}
+        rows = await datasette.get_database(database).execute(ARTICLE_SQL, {"id": pks[0]})
+        row = rows.first()
+        return {"article": article(dict(row))} if row else {}
+
+    return article_vars
+
+
+def article(row: dict) -> dict:
+    body_html = row.pop("body_html") or ""
+    return {**row, "tags": tag_list(row["tags"]), "body": Markup(sanitize(body_html))}
+
+
+def tag_list(raw: str | None) -> list[str]:
+    try:
+        tags = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return [str(tag) for tag in tags] if isinstance(tags, list) else []

@@ -1,0 +1,140 @@
+"""Serve posts.db with Datasette and this project's metadata, plugins, templates and settings.
+
+`datasette_args()` is the one place the command line is put together: `serve_database`
+runs it, the tests and the benchmark run it, and the README shows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+# Only ever 127.0.0.1: never through a proxy from the environment.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+PROJECT = Path(__file__).resolve().parent.parent
+METADATA = PROJECT / "metadata.yml"
+PLUGINS = PROJECT / "plugins"
+TEMPLATES = PROJECT / "templates"
+
+# Datasette 0.65 reads settings from --setting flags (or a config dir), never metadata.yml.
+SETTINGS = {
+    # Suggested facets run a query per column on every table page: about 10x the work.
+    "suggest_facets": False,
+    # The heaviest canned query takes ~30 ms on the x30 corpus; 1.5 s leaves room for honest
+    # ad-hoc SQL while one bad query cannot hold one of the 3 SQL threads for long.
+    "sql_time_limit_ms": 1500,
+    # Enough for the whole articles table in a few `_size=max` pages; a page of 1,000 bodies
+    # is still only a few MB. Bulk users download /posts.db instead.
+    "max_returned_rows": 1000,
+    # 50 articles is a screenful or two to read, and keeps the faceted table page well under
+    # 150 KB and fast to render.
+    "default_page_size": 50,
+    # Datasette's default, said out loud: /posts.db needs it (and immutable mode).
+    "allow_download": True,
+    # The database never changes while it is served (-i), so pages may be cached for a while.
+    "default_cache_ttl": 300,
+}
+
+
+def setting_flags(settings: dict = SETTINGS) -> list[str]:
+    flags = []
+    for name, value in settings.items():
+        text = ("on" if value else "off") if isinstance(value, bool) else str(value)
+        flags += ["--setting", name, text]
+    return flags
+
+
+def datasette_args(db: Path, inspect_file: Path, host: str = "127.0.0.1", port: int = 8001) -> list[str]:
+    """The arguments after `datasette`: serve `db` immutable with the project's configuration."""
+    args = ["serve", "-i", str(db), "--inspect-file", str(inspect_file), "--metadata", str(METADATA)]
+    args += ["--plugins-dir", str(PLUGINS)]
+    if TEMPLATES.is_dir():
+        args += ["--template-dir", str(TEMPLATES)]
+    return args + setting_flags() + ["--cors", "--host", host, "--port", str(port)]
+
+
+def inspect_path(db: Path) -> Path:
+    """Where the inspect file of `db` goes: a temp folder, never the project or the data."""
+    key = hashlib.sha256(str(db.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "posts-db-inspect" / f"{db.stem}-{key}.json"
+
+
+def write_inspect_file(db: Path, target: Path | None = None) -> Path:
+    """Run `datasette inspect`: the file's hash and every table's row count, so an immutable
+    database is never counted again while it is served."""
+    target = target or inspect_path(db)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    subprocess.run(
+        [sys.executable, "-m", "datasette", "inspect", str(db), "--inspect-file", str(partial)], check=True
+    )
+    os.replace(partial, target)
+    return target
+
+
+def serve_database(db: Path, host: str = "127.0.0.1", port: int = 8001) -> None:
+    """Replace this process with Datasette serving `db` (so signals reach Datasette itself)."""
+    if not db.is_file():
+        raise SystemExit(f"Error: no such database: {db} (build it first: python build_db.py build)")
+    inspect_file = write_inspect_file(db)
+    args = datasette_args(db, inspect_file, host, port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "datasette", *args])
+
+
+# --- a served site for tests and the benchmark ---------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(db: Path, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30) -> Iterator[str]:
+    """`build_db.py serve` in a child process; yields its base URL once it answers, and
+    stops it (that process only, by its id) when the block ends."""
+    port = port or free_port(host)
+    base = f"http://{host}:{port}"
+    command = [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(db), "--host", host, "--port", str(port)]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT)
+        try:
+            wait_until_up(process, f"{base}/-/versions.json", timeout, log)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def wait_until_up(process: subprocess.Popen, url: str, timeout: float, log) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            with DIRECT.open(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.1)
+    log.seek(0)
+    output = log.read().decode("utf-8", "replace")[-3000:]
+    raise RuntimeError(f"datasette did not come up at {url} (exit code {process.poll()}):\n{output}")

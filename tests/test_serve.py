@@ -1,0 +1,452 @@
+"""The served site, as a reader and a researcher use it: pages, JSON, feed and download.
+
+Most tests go through Datasette's test client with the project's metadata, plugins,
+templates and settings, on a real database built from tiny posts written here. A few run
+the real `build_db.py serve` on 127.0.0.1, and a few use the shared corpus when it exists.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from datasette.app import Datasette
+
+from postsdb.build import build
+from postsdb.parse import article_id
+from postsdb.serve import METADATA, PLUGINS, PROJECT, SETTINGS, TEMPLATES, datasette_args, inspect_path
+from postsdb.serve import running_server, write_inspect_file
+
+DATA = PROJECT / "data"
+METADATA_DICT = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
+QUERIES = METADATA_DICT["databases"]["posts"]["queries"]
+PAGE_LIMIT = 150 * 1024
+
+RICH_URL = "https://news.example.com/2023/05/rich"
+SECOND_URL = "https://news.example.com/2022/12/second"
+HOSTILE_URL = "https://evil.example/x"
+RICH_ID, SECOND_ID, HOSTILE_ID = (article_id(u) for u in (RICH_URL, SECOND_URL, HOSTILE_URL))
+RICH_SENTENCE = "第一段：这是富文本正文的第一段。"
+
+RICH_BODY = """\
+<div><p>第一段：这是富文本正文的第一段。</p>
+<figure><img src="{image}" alt="示意图" width="64" height="64"><figcaption>图一：图片说明文字</figcaption></figure>
+<p>第二段，含<a href="https://other.example.org/a">外部链接</a>和<a href="/2023/05/other">内部链接</a>。</p>
+<p><img src="https://cdn.example.net/2.png" alt="第二张"></p></div>
+"""
+# Every way we know of to run script from a post body; the build must drop them all.
+HOSTILE_TITLE = "<script>window.__canary='title'</script>恶意标题"
+HOSTILE_BODY = """\
+<div><p>第一段<script>window.__canary='script';alert(1)</script></p>
+<p onclick="window.__canary='onclick'">第二段 <img src="https://evil.example/x.png" onerror="window.__canary='onerror';alert(2)" onload="window.__canary='onload'"></p>
+<p><a href="javascript:window.__canary='js-link';alert(3)">点我</a> <a href="JaVaScRiPt:alert(4)">再点</a></p>
+<svg onload="window.__canary='svg'"><circle r="5"/></svg>
+<iframe srcdoc="<script>parent.__canary='iframe'</script>"></iframe>
+<object data="javascript:alert(5)"></object><embed src="javascript:alert(6)">
+<style>body{background:red}</style><form action="javascript:alert(7)"><button>go</button></form>
+<img src="x" onerror="alert(8)"><details open ontoggle="window.__canary='ontoggle'">x</details>
+<body onload="window.__canary='body'"><math><mtext><table><mglyph><style><img src=x onerror=alert(9)></style></mglyph></table></mtext></math>
+</div>
+"""
+
+
+def write_post(folder: Path, name: str, *, title: str, date: str, url: str, author: str, tags, categories, body: str):
+    tag_list = ", ".join(tags)
+    category_list = ", ".join(categories)
+    front = (
+        f'---\nlayout: post\ntitle: "{title}"\ndate: {date}\nauthor: {author}\nfrom: {url}\n'
+        f"tags: [ {tag_list} ]\ncategories: [ {category_list} ]\n---\n"
+    )
+    (folder / name).write_text(front + textwrap.dedent(body), encoding="utf-8")
+
+
+def write_site_posts(folder: Path, image: str = "https://news.example.com/img/1.png") -> Path:
+    """Three posts: one with figures and links, an older one of the same source, a hostile one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_post(
+        folder, "2023-05-06-rich.md", title="富文本测试：图片与链接", date="2023-05-06T07:08:09Z", url=RICH_URL,
+        author="测试作者", tags=["测试", "图片", "样例"], categories=["样例新闻"], body=RICH_BODY.format(image=image),
+    )  # fmt: skip
+    write_post(
+        folder, "2022-12-31-second.md", title="第二篇样例文章", date="2022-12-31T23:00:00Z", url=SECOND_URL,
+        author="另一位作者", tags=["测试", "样例"], categories=["样例新闻"],
+        body='<div><p>较早的一篇，链接到<a href="https://other.example.org/b">别处</a>。</p></div>\n',
+    )  # fmt: skip
+    write_post(
+        folder, "2022-03-04-hostile.md", title=HOSTILE_TITLE, date="2022-03-04T05:06:07Z", url=HOSTILE_URL,
+        author="<b onmouseover=alert(10)>坏人</b>", tags=["恶意"], categories=["恶意来源"], body=HOSTILE_BODY,
+    )  # fmt: skip
+    return folder
+
+
+def build_site(folder: Path, image: str = "https://news.example.com/img/1.png") -> Path:
+    db_path = folder / "posts.db"
+    summary = build([DATA, write_site_posts(folder / "posts", image)], db_path)
+    assert not summary.problems, summary.problems
+    return db_path
+
+
+def make_datasette(db: Path, inspect_file: Path) -> Datasette:
+    """The same configuration `datasette_args` puts on the command line."""
+    return Datasette(
+        immutables=[str(db)],
+        inspect_data=json.loads(inspect_file.read_text()),
+        metadata=copy.deepcopy(METADATA_DICT),  # Datasette writes into the dict it is given
+        plugins_dir=str(PLUGINS),
+        template_dir=str(TEMPLATES),
+        settings=SETTINGS,
+        cors=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def site_db(tmp_path_factory) -> Path:
+    return build_site(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="session")
+def site_inspect(site_db, tmp_path_factory) -> Path:
+    return write_inspect_file(site_db, tmp_path_factory.mktemp("inspect") / "inspect.json")
+
+
+@pytest.fixture
+def ds(site_db, site_inspect) -> Datasette:
+    return make_datasette(site_db, site_inspect)
+
+
+async def get_json(ds: Datasette, path: str, status: int = 200):
+    response = await ds.client.get(path)
+    assert response.status_code == status, (path, response.text[:500])
+    return response.json()
+
+
+async def get_html(ds: Datasette, path: str) -> str:
+    response = await ds.client.get(path)
+    assert response.status_code == 200, (path, response.text[:500])
+    assert response.headers["content-type"].startswith("text/html")
+    return response.text
+
+
+def article_body_html(page: str) -> str:
+    start = page.index('<div class="article-body">')
+    return page[start : page.index("</article>", start)]
+
+
+# --- configuration ---------------------------------------------------------------
+
+
+async def test_project_plugins_are_loaded(ds):
+    names = {plugin["name"] for plugin in await get_json(ds, "/-/plugins.json")}
+    assert {"article_page.py", "datasette-render-html", "datasette-atom"} <= names
+
+
+async def test_settings_are_in_force(ds):
+    settings = await get_json(ds, "/-/settings.json")
+    assert {name: settings[name] for name in SETTINGS} == SETTINGS
+    assert settings["suggest_facets"] is False and settings["allow_download"] is True
+
+
+def test_command_line_carries_every_setting_and_the_configuration(tmp_path):
+    args = datasette_args(tmp_path / "posts.db", tmp_path / "inspect.json", "127.0.0.1", 9999)
+    assert args[:3] == ["serve", "-i", str(tmp_path / "posts.db")]
+    for flag, value in [
+        ("--inspect-file", str(tmp_path / "inspect.json")),
+        ("--metadata", str(METADATA)),
+        ("--plugins-dir", str(PLUGINS)),
+        ("--template-dir", str(TEMPLATES)),
+        ("--host", "127.0.0.1"),
+        ("--port", "9999"),
+    ]:
+        assert args[args.index(flag) + 1] == value
+    assert "--cors" in args
+    flags = {args[i + 1]: args[i + 2] for i, arg in enumerate(args) if arg == "--setting"}
+    assert set(flags) == set(SETTINGS)
+    assert flags["suggest_facets"] == "off" and flags["allow_download"] == "on"
+
+
+def test_metadata_says_what_the_dataset_is():
+    for key in ("title", "description", "license", "source", "source_url", "about"):
+        assert METADATA_DICT.get(key), key
+    for key in ("title", "description"):
+        text = METADATA_DICT[key]
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in text), f"{key} has no Chinese"
+        assert "Chinese-language" in text, f"{key} has no English"
+    assert "publisher" in METADATA_DICT["license"] and "出版者" in METADATA_DICT["license"]
+
+
+def test_every_table_and_column_is_described(site_db):
+    tables = METADATA_DICT["databases"]["posts"]["tables"]
+    with sqlite3.connect(site_db) as conn:
+        names = [
+            name
+            for (name,) in conn.execute("select name from sqlite_master where type = 'table'")
+            if not name.startswith("sqlite_") and not name.startswith("articles_fts_")
+        ]
+        for name in names:
+            assert tables.get(name, {}).get("description"), f"table {name} has no description"
+            columns = [row[1] for row in conn.execute(f"pragma table_info([{name}])")]
+            described = tables[name].get("columns", {})
+            missing = [c for c in columns if not described.get(c)]
+            assert not missing, f"{name}: no description for {missing}"
+    assert "articles" in names and "articles_fts" in names
+
+
+def test_bodies_render_as_html_at_table_level_only():
+    posts = METADATA_DICT["databases"]["posts"]
+    assert "plugins" not in METADATA_DICT and "plugins" not in posts
+    rendered = {
+        name: table["plugins"]["datasette-render-html"]["columns"]
+        for name, table in posts["tables"].items()
+        if "datasette-render-html" in table.get("plugins", {})
+    }
+    assert rendered == {"article_bodies": ["body_html"]}
+
+
+async def test_articles_table_is_configured_for_readers(ds):
+    data = await get_json(ds, "/posts/articles.json?_shape=objects")
+    assert data["human_description_en"] == "sorted by published descending"
+    published = [row["published"] for row in data["rows"]]
+    assert published == sorted(published, reverse=True) and len(published) == 4
+    assert set(data["facet_results"]) == {"source", "author", "tags", "year"}
+    table = METADATA_DICT["databases"]["posts"]["tables"]["articles"]
+    assert table["label_column"] == "title"
+    assert (table["fts_table"], table["fts_pk"]) == ("articles_fts", "id")
+    assert "searchmode" not in table
+
+
+# --- pages ---------------------------------------------------------------------
+
+
+async def test_every_table_page_and_its_json(ds):
+    tables = [t["name"] for t in (await get_json(ds, "/posts.json"))["tables"] if not t["hidden"]]
+    assert {"articles", "article_bodies", "images", "links", "tags", "article_tags"} <= set(tables)
+    for table in tables:
+        page = await get_html(ds, f"/posts/{table}")
+        assert f"<h1" in page and table in page
+        data = await get_json(ds, f"/posts/{table}.json")
+        assert data["table"] == table and "rows" in data
+    index = await get_html(ds, "/")
+    assert "中文新闻与评论文章库" in index and "Chinese-language news and opinion posts" in index
+
+
+async def test_articles_table_page_is_light_and_has_no_bodies(ds):
+    page = await get_html(ds, "/posts/articles")
+    assert len(page.encode()) < PAGE_LIMIT
+    assert RICH_SENTENCE not in page and "图一：图片说明文字" not in page
+    assert f'<a href="/posts/articles/{RICH_ID}">富文本测试：图片与链接</a>' in page  # title links to the article
+    assert 'class="facet-info facet-posts-articles-source' in page or "facet-info" in page
+    assert "search" in page  # full-text search box, from fts_table
+
+
+async def test_article_page_shows_the_article_with_a_rendered_body(ds):
+    page = await get_html(ds, f"/posts/articles/{RICH_ID}")
+    assert "<title>富文本测试：图片与链接 · 样例新闻</title>" in page
+    assert ">富文本测试：图片与链接</h1>" in page
+    assert '<time datetime="2023-05-06T07:08:09Z">2023-05-06</time>' in page
+    assert "?source=%E6%A0%B7%E4%BE%8B%E6%96%B0%E9%97%BB\">样例新闻</a>" in page
+    assert ">测试作者</a>" in page
+    assert all(f">{tag}</a>" in page for tag in ("测试", "图片", "样例"))
+    body = article_body_html(page)
+    assert f"<p>{RICH_SENTENCE}</p>" in body
+    assert '<img src="https://news.example.com/img/1.png" alt="示意图"' in body
+    assert "<figcaption>图一：图片说明文字</figcaption>" in body
+    assert '<a href="https://other.example.org/a" rel="noopener noreferrer nofollow">外部链接</a>' in body
+    assert "&lt;p&gt;" not in page and "&lt;img" not in page
+    assert f'href="/posts/images?article_id={RICH_ID}">2 图片 images</a>' in page
+    assert f'href="/posts/links?article_id={RICH_ID}">2 链接 links</a>' in page
+
+
+async def test_images_and_links_link_back_to_their_article_by_label(ds):
+    for table in ("images", "links"):
+        page = await get_html(ds, f"/posts/{table}?article_id={RICH_ID}")
+        assert f'<a href="/posts/articles/{RICH_ID}">富文本测试：图片与链接</a>&nbsp;<em>{RICH_ID}</em>' in page
+        rows = (await get_json(ds, f"/posts/{table}.json?article_id={RICH_ID}&_labels=on&_shape=array"))
+        assert len(rows) == 2
+        assert rows[0]["article_id"] == {"value": RICH_ID, "label": "富文本测试：图片与链接"}
+
+
+async def test_hostile_post_is_shown_as_text_and_runs_nothing(ds):
+    page = await get_html(ds, f"/posts/articles/{HOSTILE_ID}")
+    assert "&lt;script&gt;window.__canary=&#39;title&#39;&lt;/script&gt;恶意标题" in page
+    assert "<script>window.__canary" not in page
+    body = article_body_html(page)
+    assert "<p>第一段</p>" in body
+    for needle in ("<script", "onerror", "onload", "onclick", "ontoggle", "javascript:", "<svg", "<iframe", "<style", "<form"):
+        assert needle not in body.lower(), needle
+    assert "<b onmouseover" not in page
+
+
+async def test_article_bodies_table_renders_html_but_adhoc_sql_never_does(ds):
+    table = await get_html(ds, f"/posts/article_bodies?article_id={RICH_ID}")
+    assert f"<p>{RICH_SENTENCE}</p>" in table
+    attack = "<img src=x onerror=alert(document.domain)>"
+    for sql in (f"select '{attack}' as body_html", "select body_html from article_bodies"):
+        response = await ds.client.get("/posts", params={"sql": sql})
+        assert response.status_code == 200
+        assert "<img src=x onerror" not in response.text
+        assert "&lt;p&gt;" in response.text or "&lt;img src=x onerror" in response.text
+    # a canned query that returns the body shows it escaped too
+    canned = await get_html(ds, "/posts/feed")
+    assert "&lt;p&gt;" in canned and f"<p>{RICH_SENTENCE}</p>" not in canned
+
+
+# --- JSON API ------------------------------------------------------------------
+
+
+async def test_json_shapes(ds):
+    rows = await get_json(ds, "/posts/articles.json?_shape=array&source=样例新闻")
+    assert [row["id"] for row in rows] == [RICH_ID, SECOND_ID]
+    assert rows[0]["title"] == "富文本测试：图片与链接" and json.loads(rows[0]["tags"]) == ["测试", "图片", "样例"]
+    assert all(row["id"] < 2**53 for row in rows)
+    objects = await get_json(ds, "/posts/articles.json?_shape=objects&source=样例新闻")
+    assert [row["id"] for row in objects["rows"]] == [RICH_ID, SECOND_ID]
+    arrays = await get_json(ds, "/posts/articles.json?_shape=arrays&source=样例新闻&_col=title")
+    assert arrays["columns"] == ["id", "title"] and arrays["rows"][1] == [SECOND_ID, "第二篇样例文章"]
+    keyed = await get_json(ds, "/posts/articles.json?_shape=object&source=样例新闻")
+    assert set(keyed) == {str(RICH_ID), str(SECOND_ID)}
+    lines = (await ds.client.get("/posts/articles.json?_shape=array&_nl=on&source=样例新闻")).text.splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [RICH_ID, SECOND_ID]
+
+
+async def test_facets(ds):
+    data = await get_json(ds, "/posts/articles.json?_shape=objects")
+    facets = data["facet_results"]
+    assert {r["value"]: r["count"] for r in facets["source"]["results"]} == {
+        "样例新闻": 2, "恶意来源": 1, "自由亚洲电台": 1,
+    }  # fmt: skip
+    assert {r["value"]: r["count"] for r in facets["tags"]["results"]}["测试"] == 2
+    assert facets["tags"]["type"] == "array"
+    assert {r["value"]: r["count"] for r in facets["year"]["results"]} == {2023: 1, 2022: 2, 2021: 1}
+    filtered = await get_json(ds, "/posts/articles.json?tags__arraycontains=图片&_shape=objects")
+    assert [row["id"] for row in filtered["rows"]] == [RICH_ID]
+    extra = await get_json(ds, "/posts/links.json?_facet=domain")
+    assert {r["value"]: r["count"] for r in extra["facet_results"]["domain"]["results"]}["other.example.org"] == 2
+
+
+async def test_each_canned_query(ds):
+    expected = {
+        "articles_per_month": ({"month": "2023-05", "source": "样例新闻", "articles": 1}, {}),
+        "top_linked_domains": ({"domain": "rfa.org", "links": 3, "articles": 1, "internal_links": 3}, {}),
+        "most_images": ({"source": "自由亚洲电台", "image_count": 3}, {}),  # the seed post in data/
+        "tag_cooccurrence": ({"tag": "样例", "articles": 2}, {"tag": "测试"}),
+        "latest_by_source": ({"id": RICH_ID, "atom_id": RICH_URL}, {"source": "样例新闻"}),
+        "feed": ({"atom_id": RICH_URL, "atom_title": "富文本测试：图片与链接"}, {}),
+    }
+    assert set(expected) == set(QUERIES)
+    for name, (wanted, params) in expected.items():
+        response = await ds.client.get(f"/posts/{name}.json", params={**params, "_shape": "array"})
+        assert response.status_code == 200, (name, response.text[:300])
+        rows = response.json()
+        assert rows and {k: rows[0].get(k) for k in wanted} == wanted, (name, rows[:2])
+        page = await get_html(ds, f"/posts/{name}")
+        assert QUERIES[name]["title"].split(" · ")[0] in page
+    domains = await get_json(ds, "/posts/top_linked_domains.json?_shape=array")
+    assert {"domain": "other.example.org", "links": 2, "articles": 2, "internal_links": 0} in domains
+    cooccurring = await get_json(ds, "/posts/tag_cooccurrence.json?tag=测试&_shape=array")
+    assert cooccurring == [{"tag": "样例", "articles": 2}, {"tag": "图片", "articles": 1}]
+
+
+async def test_atom_feed_of_newest_articles_is_sanitized(ds):
+    response = await ds.client.get("/posts/feed.atom")
+    assert response.status_code == 200 and "xml" in response.headers["content-type"]
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    feed = ET.fromstring(response.content)
+    entries = feed.findall("a:entry", ns)
+    assert [e.find("a:id", ns).text for e in entries][:2] == [RICH_URL, SECOND_URL]
+    contents = " ".join(e.find("a:content", ns).text or "" for e in entries)
+    assert RICH_SENTENCE in contents
+    for needle in ("<script", "onerror", "javascript:", "<svg", "<iframe"):
+        assert needle not in contents.lower(), needle
+    by_source = await ds.client.get("/posts/latest_by_source.atom?source=样例新闻")
+    assert by_source.status_code == 200 and len(ET.fromstring(by_source.content).findall("a:entry", ns)) == 2
+
+
+async def test_download_is_the_sqlite_file(ds, site_db):
+    response = await ds.client.get("/posts.db")
+    assert response.status_code == 200
+    assert response.content[:16] == b"SQLite format 3\x00"
+    assert response.content == site_db.read_bytes()
+
+
+async def test_cors_is_on_for_the_json_api(ds):
+    response = await ds.client.get("/posts/articles.json?_shape=array")
+    assert response.headers["access-control-allow-origin"] == "*"
+
+
+# --- the real `build_db.py serve` -------------------------------------------------
+
+
+def test_build_db_serve_runs_datasette_as_configured(site_db, tmp_path):
+    # A database in a folder outside the project, served from a cwd outside it too.
+    db = tmp_path / "elsewhere" / "posts.db"
+    db.parent.mkdir()
+    db.write_bytes(site_db.read_bytes())
+    with running_server(db) as base, httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
+        settings = client.get("/-/settings.json").json()
+        assert {name: settings[name] for name in SETTINGS} == SETTINGS
+        databases = client.get("/-/databases.json").json()
+        assert [(d["name"], d["is_mutable"]) for d in databases] == [("posts", False)]
+        assert client.get("/-/metadata.json").json() == METADATA_DICT
+        download = client.get("/posts.db")
+        assert download.status_code == 200 and download.content[:16] == b"SQLite format 3\x00"
+        api = client.get("/posts/articles.json?_shape=array&source=样例新闻")
+        assert api.headers["access-control-allow-origin"] == "*"
+        assert [row["id"] for row in api.json()] == [RICH_ID, SECOND_ID]
+        page = client.get(f"/posts/articles/{RICH_ID}").text
+        assert f"<p>{RICH_SENTENCE}</p>" in page
+    inspect = json.loads(inspect_path(db).read_text())
+    assert inspect["posts"]["tables"]["articles"]["count"] == 4
+    assert not (PROJECT / "inspect.json").exists() and not list(PROJECT.glob("*.inspect.json"))
+
+
+def test_build_db_serve_without_a_database_says_so(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(tmp_path / "missing.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "no such database" in result.stderr and "missing.db" in result.stderr
+
+
+# --- the shared corpus --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus_ds_files(corpus_db, tmp_path_factory):
+    return corpus_db, write_inspect_file(corpus_db, tmp_path_factory.mktemp("corpus-inspect") / "inspect.json")
+
+
+async def test_corpus_table_page_is_under_150_kb(corpus_ds_files):
+    ds = make_datasette(*corpus_ds_files)
+    page = await get_html(ds, "/posts/articles")
+    assert len(page.encode()) < PAGE_LIMIT, len(page.encode())
+    assert page.count('<tr>') >= SETTINGS["default_page_size"]
+
+
+async def test_corpus_article_with_most_images_shows_them_all(corpus_ds_files):
+    db, _ = corpus_ds_files
+    ds = make_datasette(*corpus_ds_files)
+    with sqlite3.connect(db) as conn:
+        article, images = conn.execute("select id, image_count from articles order by image_count desc limit 1").fetchone()
+    body = article_body_html(await get_html(ds, f"/posts/articles/{article}"))
+    assert body.count("<img ") == images and body.count("<p>") > 3
+
+
+async def test_corpus_canned_queries_return_rows(corpus_ds_files):
+    ds = make_datasette(*corpus_ds_files)
+    params = {"latest_by_source": "source=Matters", "tag_cooccurrence": "tag=Matters"}
+    for name in QUERIES:
+        rows = await get_json(ds, f"/posts/{name}.json?_shape=array&{params.get(name, '')}")
+        if name != "tag_cooccurrence":  # the sample's posts carry one tag each
+            assert rows, name
