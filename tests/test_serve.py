@@ -8,6 +8,7 @@ the real `build_db.py serve` on 127.0.0.1, and a few use the shared corpus when 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import sqlite3
 import subprocess
@@ -297,6 +298,60 @@ async def test_article_bodies_table_renders_html_but_adhoc_sql_never_does(ds):
     # a canned query that returns the body shows it escaped too
     canned = await get_html(ds, "/posts/feed")
     assert "&lt;p&gt;" in canned and f"<p>{RICH_SENTENCE}</p>" not in canned
+
+
+async def test_search_box_finds_articles_through_the_fts_table(ds):
+    rows = await get_json(ds, "/posts/articles.json?_search=富文本&_shape=array")
+    assert [row["id"] for row in rows] == [RICH_ID]
+    page = await get_html(ds, "/posts/articles?_search=富文本")
+    assert "富文本测试：图片与链接" in page and "第二篇样例文章" not in page
+
+
+# --- the response cache -----------------------------------------------------------
+
+
+def load_plugin(name: str):
+    spec = importlib.util.spec_from_file_location(f"plugin_{name}", PLUGINS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_repeat_anonymous_gets_come_from_the_cache(ds):
+    first = await ds.client.get("/posts/articles")
+    second = await ds.client.get("/posts/articles")
+    assert "x-cache" not in first.headers and second.headers["x-cache"] == "hit"
+    assert second.text == first.text and second.headers["cache-control"] == "max-age=300"
+    other = await ds.client.get("/posts/articles?source=样例新闻")
+    assert "x-cache" not in other.headers and "第二篇样例文章" in other.text and "恶意标题" not in other.text
+    personal = await ds.client.get("/posts/articles", headers={"cookie": "ds_actor=x"})
+    assert "x-cache" not in personal.headers and "no-store" in personal.headers["cache-control"]
+    for path in ("/posts/articles?_ttl=0", "/posts/nope"):
+        await ds.client.get(path)
+        assert "x-cache" not in (await ds.client.get(path)).headers, path
+
+
+def test_cache_keeps_only_what_an_http_cache_may_share():
+    cache = load_plugin("response_cache")
+
+    def start(status=200, **headers):
+        return {"status": status, "headers": [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]}
+
+    assert cache.cache_seconds(start(cache_control="max-age=300", vary="Cookie, Authorization")) == 300
+    assert cache.cache_seconds(start(404, cache_control="max-age=300")) == 0
+    assert cache.cache_seconds(start(cache_control="private, no-store")) == 0
+    assert cache.cache_seconds(start(cache_control="no-cache")) == 0
+    assert cache.cache_seconds(start(cache_control="max-age=300", set_cookie="a=b")) == 0
+    assert cache.cache_seconds(start(cache_control="max-age=300", vary="Accept-Language")) == 0
+    assert cache.cache_seconds(start()) == 0
+    lru = cache.ResponseCache(max_total=10)
+    lru.put("a", float("inf"), {}, b"12345")
+    lru.put("b", float("inf"), {}, b"12345")
+    assert lru.get("a") is not None  # a is now the most recently used
+    lru.put("c", float("inf"), {}, b"1")
+    assert lru.get("b") is None and lru.get("a") and lru.get("c") and lru.size == 6
+    lru.put("old", 0.0, {}, b"1")
+    assert lru.get("old") is None
 
 
 # --- JSON API ------------------------------------------------------------------
