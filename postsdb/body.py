@@ -59,8 +59,18 @@ DROPPED_WITH_CONTENT = frozenset({"script", "style", "template", "iframe", "obje
 LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-actualsrc", "data-url", "src")
 CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
 CJK_CHAR = re.compile(f"[{CJK}]")
-TAG_OR_TEXT = re.compile(r"(<!--.*?-->|<[^>]*>)", re.S)
-WHITESPACE_WITH_NEWLINE = re.compile(r"[ \t]*\n\s*")
+# A comment or tag left open runs to the end of the text, as in HTML; matching it there
+# (`\Z`) keeps the scan linear: otherwise each `<!--` or `<` would rescan the rest.
+TAG_OR_TEXT = re.compile(r"(<!--.*?(?:-->|\Z)|<[^>]*(?:>|\Z))", re.S)
+# Starts only where a run of blanks starts, so a long run without a newline is read once.
+WHITESPACE_WITH_NEWLINE = re.compile(r"(?<![ \t])[ \t]*\n\s*")
+# For `nested_deeper_than`: open and close tags, and comments (which hold no tags).
+TAG_TOKEN = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)(?:>|\Z)", re.S)
+# Elements that never hold others, or that the parser closes by itself: no deeper nesting.
+FLAT_TAGS = frozenset(
+    """area base br col embed hr img input keygen link meta param source track wbr
+    p li dt dd tr td th thead tbody tfoot option optgroup rb rt rtc rp colgroup caption""".split()
+)
 WORDS = re.compile(rf"[^\W{CJK}]+")
 
 
@@ -181,8 +191,40 @@ def collapse_text(parts: list[str], edges: list, i: int) -> str:
 
 def unwrap_noscript(source: str) -> str:
     # Lazy-loading pages repeat each image inside <noscript>; unwrapped, the copies are
-    # ordinary images that `collect_images` drops as duplicates.
-    return re.sub(r"</?noscript\b[^>]*>", "", source, flags=re.I)
+    # ordinary images that `collect_images` drops as duplicates. (`>?`: an unclosed tag
+    # runs to the end, and the scan stays linear.)
+    return re.sub(r"</?noscript\b[^>]*>?", "", source, flags=re.I)
+
+
+def nested_deeper_than(source: str, limit: int) -> bool:
+    """Whether elements nest more than `limit` deep, estimated from the tags alone.
+
+    HTML parsers and sanitizers take time that grows with the square of the depth, so a
+    hostile file must be refused before they see it. A close tag closes up to the open
+    element of its name, as a parser would; stray close tags change nothing.
+    """
+    if source.count("<") - source.count("</") <= limit:
+        return False  # not enough open tags to get that deep
+    stack: list[str] = []
+    open_count: dict[str, int] = {}
+    for closing, name, self_closing in TAG_TOKEN.findall(source):
+        if not name or self_closing:
+            continue
+        name = name.lower()
+        if name in FLAT_TAGS:
+            continue
+        if not closing:
+            stack.append(name)
+            open_count[name] = open_count.get(name, 0) + 1
+            if len(stack) > limit:
+                return True
+        elif open_count.get(name):
+            while True:
+                top = stack.pop()
+                open_count[top] -= 1
+                if top == name:
+                    break
+    return False
 
 
 # --- images and links ---------------------------------------------------------
@@ -307,7 +349,7 @@ def escape_attr(value: str) -> str:
 
 
 def as_int(value: str | None) -> int | None:
-    match = re.match(r"\s*(\d{1,6})(?:\.\d*)?\s*(?:px)?\s*$", value or "")
+    match = re.fullmatch(r"(\d{1,6})(?:\.\d*)?\s*(?:px)?", (value or "").strip())
     return int(match.group(1)) if match else None
 
 

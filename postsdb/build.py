@@ -9,11 +9,13 @@ database exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +62,8 @@ class Summary:
 
 def scan_sources(sources: Iterable[Path]) -> Scan:
     """Every post file below the sources. Hidden folders are not entered; symlinks that
-    lead outside their source folder are reported, never followed."""
+    lead outside their source folder, or nowhere, are reported, never followed; nor is
+    anything that is not a regular file read."""
     sources = list(sources)
     files, skipped = [], 0
     for source in sources:
@@ -79,8 +82,26 @@ def scan_sources(sources: Iterable[Path]) -> Scan:
                     skipped += 1
                     continue
                 rel = display_path(prefix + path.relative_to(source).as_posix())
-                files.append(SourceFile(path, rel, outside_problem(path, root)))
+                files.append(SourceFile(path, rel, unreadable_problem(path, root)))
     return Scan(files, skipped)
+
+
+def unreadable_problem(path: Path, root: Path) -> str | None:
+    """Why the file must not be opened, or None. A FIFO would block the build forever."""
+    try:
+        problem = outside_problem(path, root)
+        if problem:
+            return problem
+        mode = path.stat().st_mode
+    except RuntimeError:  # what Path.resolve raises for a symlink loop before Python 3.13
+        return "symlink loop (not followed)"
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symlink loop (not followed)"
+        return f"cannot read: {error.strerror or error}"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device): not read"
+    return None
 
 
 def outside_problem(path: Path, root: Path) -> str | None:
@@ -93,8 +114,9 @@ def outside_problem(path: Path, root: Path) -> str | None:
 
 
 def display_path(rel: str) -> str:
-    # File names that are not UTF-8 still get a printable, storable name.
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    # File names that are not UTF-8 still get a printable, storable name, and a distinct
+    # one: each bad byte becomes `\xNN` (with "replace", two names could become one path).
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def file_hash(path: Path) -> tuple[str, int]:
@@ -217,7 +239,7 @@ def forget_changed(db, before: State, hashes: dict) -> list[SourceFile]:
     An article whose files changed is rebuilt from all of its files, so its unchanged
     revisions are parsed again too: that is how the newest-revision rule stays exact.
     """
-    changed = {rel for rel, (_, digest, _) in hashes.items() if before.files.get(rel, (None,))[0] != digest}
+    changed = {rel for rel, (_, digest, _) in hashes.items() if not seen_before(before, rel, digest)}
     gone = (set(before.files) | set(before.problems)) - set(hashes)
     touched = changed | gone
     affected = {before.files[rel][1] for rel in touched if rel in before.files}
@@ -226,6 +248,14 @@ def forget_changed(db, before: State, hashes: dict) -> list[SourceFile]:
     db.conn.executemany("delete from article_files where path = ?", [(p,) for p in touched | reparse])
     db.conn.executemany("delete from problems where path = ?", [(p,) for p in touched])
     return [hashes[rel][0] for rel in sorted(changed | reparse) if rel in hashes]
+
+
+def seen_before(before: State, rel: str, digest: str | None) -> bool:
+    """Whether the previous build recorded this file with these contents, as an article's
+    file or as a problem. (A file refused unread has no digest: it is new if unrecorded.)"""
+    if rel in before.files:
+        return before.files[rel][0] == digest
+    return rel in before.problems and before.problems[rel] == digest
 
 
 def delete_articles(conn: sqlite3.Connection, ids: Iterable[int]) -> None:

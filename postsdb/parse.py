@@ -10,13 +10,14 @@ import datetime as dt
 import hashlib
 import html
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 import yaml
 
-from postsdb.body import Body, extract_body
+from postsdb.body import Body, extract_body, nested_deeper_than
 
 try:  # the C loader is several times faster; fall back where libyaml is missing
     from yaml import CSafeLoader as SafeLoader
@@ -25,6 +26,9 @@ except ImportError:  # pragma: no cover
 
 MAX_FRONT_MATTER = 64 * 1024
 MAX_YAML_ALIASES = 50
+MAX_YAML_DEPTH = 50  # the C loader recurses per level and crashes the process at ~30,000
+MAX_HTML_DEPTH = 1000  # real posts nest under 30; parsing time grows with the square
+MAX_DATE_TEXT = 64  # an ISO 8601 date is about 30 characters
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
 # Zero-width characters and C0/C1 controls (but tab and newline) seen in titles.
@@ -72,13 +76,15 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
     body_source, epoch = take_epoch_comment(body_source)
     body_source, heading_title = take_link_heading(body_source)
     published = parse_date(meta.get("date"), epoch)
+    if nested_deeper_than(body_source, MAX_HTML_DEPTH):
+        raise PostError(f"HTML nested deeper than {MAX_HTML_DEPTH:,} levels")
     body = extract_body(body_source, url, scraped=False if heading_title is not None else None)
-    title = clean_line(as_text(meta.get("title"))) or clean_line(heading_title or "") or body.page_title
+    title = clean_line(as_text(meta.get("title"), "title")) or clean_line(heading_title or "") or body.page_title
     if not title:
         raise PostError("missing title (front matter `title` is empty and the body has none)")
     tags = as_list(meta.get("tags"), "tags")
     categories = as_list(meta.get("categories"), "categories")
-    author = clean_line(html.unescape(as_text(meta.get("author")))) or None
+    author = clean_line(html.unescape(as_text(meta.get("author"), "author"))) or None
     return Post(
         path=rel_path,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -89,7 +95,7 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
         author=author,
         source=(categories or tags or [urlsplit(url).hostname])[0],
         tags=tags,
-        layout=as_text(meta.get("layout")) or None,
+        layout=as_text(meta.get("layout"), "layout") or None,
         feed_published=iso(epoch) if epoch else None,
         body=body,
     )
@@ -123,10 +129,10 @@ def split_front_matter(text: str) -> tuple[dict, str]:
 
 
 def load_yaml(raw: str) -> dict:
-    """Safe YAML: no Python tags (SafeLoader), and few aliases, so no alias bombs."""
+    """Safe YAML: no Python tags (SafeLoader), few aliases (no alias bombs), and shallow
+    nesting (the C loader recurses once per level, and deep enough it crashes)."""
     try:
-        if "*" in raw and count_aliases(raw) > MAX_YAML_ALIASES:
-            raise PostError(f"front matter uses more than {MAX_YAML_ALIASES} YAML aliases")
+        check_yaml_shape(raw)
         meta = yaml.load(raw, Loader=SafeLoader)
     except yaml.YAMLError as error:
         raise PostError(f"invalid YAML in front matter: {one_line(error)}") from None
@@ -141,23 +147,35 @@ def load_yaml(raw: str) -> dict:
     return meta
 
 
-def count_aliases(raw: str) -> int:
-    # Parsing events never expands aliases, so this is linear in the input.
-    return sum(isinstance(e, yaml.AliasEvent) for e in yaml.parse(raw, Loader=SafeLoader))
+def check_yaml_shape(raw: str) -> None:
+    # Parsing events neither expands aliases nor recurses: linear in the input, and it
+    # stops at the first alias or level too many.
+    depth = aliases = 0
+    for event in yaml.parse(raw, Loader=SafeLoader):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_YAML_DEPTH:
+                raise PostError(f"front matter is nested deeper than {MAX_YAML_DEPTH} levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_YAML_ALIASES:
+                raise PostError(f"front matter uses more than {MAX_YAML_ALIASES} YAML aliases")
 
 
 def require_str(meta: dict, key: str) -> str:
-    value = as_text(meta.get(key)).strip()
+    value = as_text(meta.get(key), key).strip()
     if not value:
         raise PostError(f"missing `{key}` in front matter")
     return value
 
 
-def as_text(value) -> str:
+def as_text(value, key: str) -> str:
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
-        raise PostError(f"expected text, got a {type(value).__name__}: {one_line(value)[:80]}")
+        raise PostError(f"`{key}` should be text, got a {type(value).__name__}: {preview(value)}")
     return str(value)
 
 
@@ -184,6 +202,16 @@ def clean_line(text: str) -> str:
 
 def one_line(value) -> str:
     return " ".join(str(value).split())
+
+
+_preview = reprlib.Repr()
+_preview.maxlevel, _preview.maxlist, _preview.maxdict, _preview.maxstring, _preview.maxother = 3, 4, 4, 60, 60
+
+
+def preview(value) -> str:
+    """A short look at any YAML value. Never `str()` one whole: a few aliases can make a
+    list of millions of strings (or a list that contains itself)."""
+    return one_line(_preview.repr(value))[:80]
 
 
 # --- dates ------------------------------------------------------------------
@@ -224,7 +252,7 @@ def parse_date(value, epoch: dt.datetime | None) -> str:
     elif isinstance(value, str):
         moment = parse_date_text(value.strip())
     else:
-        raise PostError(f"`date` is not a date: {one_line(value)[:80]}")
+        raise PostError(f"`date` is not a date: {preview(value)}")
     if moment.tzinfo is None:  # a bare date or a naive time means UTC
         moment = moment.replace(tzinfo=dt.timezone.utc)
     try:
@@ -234,6 +262,8 @@ def parse_date(value, epoch: dt.datetime | None) -> str:
 
 
 def parse_date_text(text: str) -> dt.datetime:
+    if len(text) > MAX_DATE_TEXT:  # also keeps the regular expression below fast
+        raise PostError(f"`date` is not an ISO 8601 date: {text[:80]!r}")
     candidate = re.sub(r"\s+([+-]\d\d:?\d\d|Z)$", r"\1", text).replace(" ", "T", 1)
     try:
         return dt.datetime.fromisoformat(candidate)
