@@ -89,9 +89,11 @@ def serve_database(db: Path, host: str = "127.0.0.1", port: int = 8001) -> None:
         raise SystemExit(f"Error: no such database: {db} (build it first: python build_db.py build)")
     inspect_file = write_inspect_file(db)
     args = datasette_args(db, inspect_file, host, port)
+    # The plugins import postsdb: make it importable whatever the working directory.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "datasette", *args])
+    os.execve(sys.executable, [sys.executable, "-m", "datasette", *args], env)
 
 
 # --- a served site for tests and the benchmark ---------------------------------
@@ -105,13 +107,14 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextlib.contextmanager
 def running_server(db: Path, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30) -> Iterator[str]:
-    """`build_db.py serve` in a child process; yields its base URL once it answers, and
-    stops it (that process only, by its id) when the block ends."""
+    """`build_db.py serve` in a child process, run from the database's folder; yields its
+    base URL once it answers, and stops it (that process only, by its id) when the block ends."""
+    db = db.resolve()
     port = port or free_port(host)
     base = f"http://{host}:{port}"
     command = [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(db), "--host", host, "--port", str(port)]
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)
         try:
             wait_until_up(process, f"{base}/-/versions.json", timeout, log)
             yield base

@@ -395,6 +395,7 @@ async def test_each_canned_query(ds):
         "tag_cooccurrence": ({"tag": "样例", "articles": 2}, {"tag": "测试"}),
         "latest_by_source": ({"id": RICH_ID, "atom_id": RICH_URL}, {"source": "样例新闻"}),
         "feed": ({"atom_id": RICH_URL, "atom_title": "富文本测试：图片与链接"}, {}),
+        "search": ({"id": RICH_ID, "source": "样例新闻"}, {"q": "富文本"}),
     }
     assert set(expected) == set(QUERIES)
     for name, (wanted, params) in expected.items():
@@ -500,7 +501,7 @@ async def test_corpus_article_with_most_images_shows_them_all(corpus_ds_files):
 
 async def test_corpus_canned_queries_return_rows(corpus_ds_files):
     ds = make_datasette(*corpus_ds_files)
-    params = {"latest_by_source": "source=Matters", "tag_cooccurrence": "tag=Matters"}
+    params = {"latest_by_source": "source=Matters", "tag_cooccurrence": "tag=Matters", "search": "q=腾讯"}
     for name in QUERIES:
         rows = await get_json(ds, f"/posts/{name}.json?_shape=array&{params.get(name, '')}")
         if name != "tag_cooccurrence":  # the sample's posts carry one tag each
