@@ -34,7 +34,10 @@ def extra_template_vars(view_name, database, table, request, datasette):
         pks = urlsafe_components(request.url_vars.get("pks", ""))
         if len(pks) != 1:
             return {}
-        rows = await datasette.get_database(database).execute(ARTICLE_SQL, {"id": pks[0]})
+        db = datasette.get_database(database)
+        if not await db.table_exists("article_bodies"):  # some other database's `articles`
+            return {}
+        rows = await db.execute(ARTICLE_SQL, {"id": pks[0]})
         row = rows.first()
         return {"article": article(dict(row))} if row else {}
 

@@ -31,14 +31,17 @@ TEMPLATES = PROJECT / "templates"
 SETTINGS = {
     # Suggested facets run a query per column on every table page: about 10x the work.
     "suggest_facets": False,
-    # The heaviest canned query takes ~30 ms on the x30 corpus; 1.5 s leaves room for honest
-    # ad-hoc SQL while one bad query cannot hold one of the 3 SQL threads for long.
-    "sql_time_limit_ms": 1500,
-    # Enough for the whole articles table in a few `_size=max` pages; a page of 1,000 bodies
-    # is still only a few MB. Bulk users download /posts.db instead.
-    "max_returned_rows": 1000,
-    # 50 articles is a screenful or two to read, and keeps the faceted table page well under
-    # 150 KB and fast to render.
+    # The costliest honest query is a LIKE scan of every body: ~0.75 s on the x30 corpus
+    # (4,530 articles; the full archive has ~5,700). 2 s lets it finish with room to spare;
+    # canned queries take under 0.1 s. Nothing can hold one of the 3 SQL threads for longer.
+    "sql_time_limit_ms": 2000,
+    # A JSON page is serialized on the event loop, stalling every other reader meanwhile.
+    # On the x30 corpus 1,000 rows of article_bodies (Datasette's default cap) are 42 MB and
+    # ~0.25 s; 500 halves that, and the articles table still comes in pages of 500. Bulk
+    # users download /posts.db (or stream CSV).
+    "max_returned_rows": 500,
+    # On the x30 corpus the faceted articles page is 89 KB at 50 rows and 146 KB at 100,
+    # too close to the 150 KB budget; 50 articles are also a screenful or two to read.
     "default_page_size": 50,
     # Datasette's default, said out loud: /posts.db needs it (and immutable mode).
     "allow_download": True,
@@ -62,6 +65,14 @@ def datasette_args(db: Path, inspect_file: Path, host: str = "127.0.0.1", port: 
     if TEMPLATES.is_dir():
         args += ["--template-dir", str(TEMPLATES)]
     return args + setting_flags() + ["--cors", "--host", host, "--port", str(port)]
+
+
+def plain_commands(db: str = "posts.db", inspect_file: str = "inspect.json", port: int = 8001) -> str:
+    """What `build_db.py serve` amounts to, as plain `datasette` commands run from the project
+    folder: for the README, which shows exactly this text."""
+    args = datasette_args(Path(db), Path(inspect_file), "127.0.0.1", port)
+    args = [str(Path(a).relative_to(PROJECT)) if a.startswith(str(PROJECT)) else a for a in args]
+    return f"datasette inspect {db} --inspect-file {inspect_file}\ndatasette {' '.join(args)}"
 
 
 def inspect_path(db: Path) -> Path:

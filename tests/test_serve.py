@@ -25,7 +25,7 @@ from datasette.app import Datasette
 from postsdb.build import build
 from postsdb.parse import article_id
 from postsdb.serve import METADATA, PLUGINS, PROJECT, SETTINGS, TEMPLATES, datasette_args, inspect_path
-from postsdb.serve import running_server, write_inspect_file
+from postsdb.serve import plain_commands, running_server, write_inspect_file
 
 DATA = PROJECT / "data"
 METADATA_DICT = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
@@ -172,6 +172,14 @@ def test_command_line_carries_every_setting_and_the_configuration(tmp_path):
     flags = {args[i + 1]: args[i + 2] for i, arg in enumerate(args) if arg == "--setting"}
     assert set(flags) == set(SETTINGS)
     assert flags["suggest_facets"] == "off" and flags["allow_download"] == "on"
+
+
+def test_readme_shows_the_plain_datasette_command():
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8") if (PROJECT / "README.md").exists() else ""
+    if "datasette serve -i" not in readme:
+        pytest.skip("README.md shows no plain `datasette serve -i` command yet")
+    for line in plain_commands().splitlines():
+        assert line in readme, f"README.md's plain command is out of date; it should read:\n{plain_commands()}"
 
 
 def test_metadata_says_what_the_dataset_is():
