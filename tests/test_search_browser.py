@@ -1,0 +1,43 @@
+"""A reader types Traditional Chinese into Datasette's search box and finds Simplified text."""
+
+from __future__ import annotations
+
+import pytest
+
+from postsdb.serve import running_server
+from test_browser import browser, page  # noqa: F401  (fixtures: headless Chromium, local only)
+
+SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"
+
+
+@pytest.fixture(scope="module")
+def data_site(data_db):
+    with running_server(data_db) as base:
+        yield base
+
+
+def test_traditional_query_in_the_search_box_finds_the_simplified_article(data_site, page, tmp_path):
+    page.goto(f"{data_site}/posts/articles")
+    box = page.locator('form input[name="_search"]')
+    box.fill("騰訊")
+    box.press("Enter")
+    page.wait_for_url("**_search=*")
+    page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
+    assert SEED_TITLE in page.locator("table.rows-and-columns").inner_text()
+    assert "騰訊" in page.locator("h3").first.inner_text()  # "1 row where search matches "騰訊""
+    assert page.dialogs == []
+
+
+def test_quotes_and_brackets_are_ignored_not_an_error(data_site, page):
+    page.goto(f"{data_site}/posts/articles")
+    box = page.locator('form input[name="_search"]')
+    box.fill('"騰訊 (')
+    box.press("Enter")
+    page.wait_for_url("**_search=*")
+    assert SEED_TITLE in page.locator("table.rows-and-columns").inner_text()
+    box = page.locator('form input[name="_search"]')
+    box.fill('"龘龘 (')
+    box.press("Enter")
+    page.wait_for_url("**_search=*")
+    assert page.locator(".rows-and-columns").count() == 0
+    assert "0 rows" in page.content()
