@@ -18,7 +18,7 @@ def data_site(data_db):
 
 def test_traditional_query_in_the_search_box_finds_the_simplified_article(data_site, page, tmp_path):
     page.goto(f"{data_site}/posts/articles")
-    box = page.locator('form input[name="_search"]')
+    box = page.locator('input#_search')
     box.fill("騰訊")
     box.press("Enter")
     page.wait_for_url("**_search=*")
@@ -30,12 +30,12 @@ def test_traditional_query_in_the_search_box_finds_the_simplified_article(data_s
 
 def test_quotes_and_brackets_are_ignored_not_an_error(data_site, page):
     page.goto(f"{data_site}/posts/articles")
-    box = page.locator('form input[name="_search"]')
+    box = page.locator('input#_search')
     box.fill('"騰訊 (')
     box.press("Enter")
     page.wait_for_url("**_search=*")
     assert SEED_TITLE in page.locator("table.rows-and-columns").inner_text()
-    box = page.locator('form input[name="_search"]')
+    box = page.locator('input#_search')
     box.fill('"龘龘 (')
     box.press("Enter")
     page.wait_for_url("**_search=*")
