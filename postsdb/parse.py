@@ -140,6 +140,8 @@ def load_yaml(raw: str) -> dict:
         if isinstance(error, PostError):
             raise
         raise PostError(f"invalid value in front matter: {one_line(error)}") from None
+    except (AttributeError, LookupError):  # what PyYAML raises for `!!timestamp nonsense`, `!!bool maybe`
+        raise PostError("invalid value in front matter: a value does not fit its `!!` tag") from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
@@ -275,7 +277,8 @@ def iso(moment: dt.datetime) -> str:
     moment = moment.astimezone(dt.timezone.utc)
     if moment.year < 1 or moment.year > 9999:
         raise PostError("`date` is out of range")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Not strftime("%Y"): it writes the year 999 as "999", not "0999".
+    return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 # --- URLs -------------------------------------------------------------------

@@ -18,8 +18,11 @@ import datetime as dt
 import hashlib
 import os
 import random
+import re
 import shutil
 from pathlib import Path
+
+from selectolax.lexbor import LexborHTMLParser
 
 from postsdb.build import display_path
 
@@ -208,6 +211,11 @@ def write_date_cases(add) -> None:
     add("date-month-13.md", post("date-month-13.md", date="2021-13-01"), problem("month must be in 1..12"))
     add("date-hour-25.md", post("date-hour-25.md", date="2021-03-04 25:00:00"), problem("hour must be in 0..23"))
     add("date-quoted-impossible.md", post("date-quoted-impossible.md", date='"2021-02-30T00:00:00Z"'), problem("not an ISO 8601 date"))
+    add("date-year-999.md", post("date-year-999.md", date="0999-01-01"), ARTICLE)
+    add("date-tag-nonsense.md", post("date-tag-nonsense.md", date="!!timestamp nonsense"), problem("does not fit its `!!` tag"))
+    add("yaml-bool-tag-maybe.md", post("yaml-bool-tag-maybe.md", extra="comments: !!bool maybe"), problem("does not fit its `!!` tag"))
+    add("yaml-int-tag-empty.md", post("yaml-int-tag-empty.md", extra="n: !!int ''"), problem("does not fit its `!!` tag"))
+    add("yaml-int-tag-letters.md", post("yaml-int-tag-letters.md", extra="n: !!int abc"), problem("invalid literal for int()"))
     add("date-year-0.md", post("date-year-0.md", date="0000-01-01"), problem("year 0 is out of range"))
     add("date-before-year-1.md", post("date-before-year-1.md", date="0001-01-01T00:00:00+01:00"), problem("out of range"))
     add("date-after-9999.md", post("date-after-9999.md", date="9999-12-31T23:59:59-01:00"), problem("out of range"))
@@ -312,6 +320,31 @@ def write_body_cases(add) -> None:
     add("deep-nesting-inline.md", post("deep-nesting-inline.md", body="<div>" + "<span><b>" * 25_000 + "深"), problem("nested deeper than"))
     deep_with_stray_ends = "<div>" + "<section></i>" * 50_000 + "深"
     add("deep-nesting-stray-ends.md", post("deep-nesting-stray-ends.md", body=deep_with_stray_ends), problem("nested deeper than"))
+
+
+# --- what stored HTML must never hold -----------------------------------------------
+
+ACTIVE_TAGS = frozenset(
+    "script style link iframe frame frameset form input button textarea select option object embed "
+    "applet svg math meta base template noscript details dialog audio video source track".split()
+)
+URL_ATTRIBUTES = ("href", "src", "action", "formaction", "xlink:href", "poster", "background", "srcset")
+
+
+def active_content(html: str) -> list[str]:
+    """What in stored HTML could run or load something: read from the parsed tree, so text
+    that merely mentions `onerror=` (escaped, in an attribute value) does not count."""
+    found = []
+    tree = LexborHTMLParser(html)  # the whole tree: a leading <style> or <link> goes to <head>
+    for node in tree.root.traverse() if tree.root is not None else []:
+        if node.tag in ACTIVE_TAGS:
+            found.append(f"<{node.tag}>")
+        for name, value in (node.attributes or {}).items():
+            if name.startswith("on") or name == "style":
+                found.append(f"<{node.tag} {name}>")
+            elif name in URL_ATTRIBUTES and not re.match(r"(https?:|mailto:)", "".join((value or "").split()), re.I):
+                found.append(f"<{node.tag} {name}={value!r}>")
+    return found
 
 
 # --- file names, links and non-post files -----------------------------------------
