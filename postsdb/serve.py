@@ -98,8 +98,14 @@ def serve_database(db: Path, host: str = "127.0.0.1", port: int = 8001) -> None:
     """Replace this process with Datasette serving `db` (so signals reach Datasette itself)."""
     if not db.is_file():
         raise SystemExit(f"Error: no such database: {db} (build it first: python build_db.py build)")
-    inspect_file = write_inspect_file(db)
+    try:
+        inspect_file = write_inspect_file(db)
+    except subprocess.CalledProcessError:
+        raise SystemExit(f"Error: `datasette inspect` failed on {db}: is it a SQLite database?") from None
     args = datasette_args(db, inspect_file, host, port)
+    if db.stem != "posts":
+        print(f"Note: served at /{db.stem}; the article page template expects posts.db (/posts).", file=sys.stderr)
+    print(f"Serving {db} at http://{host}:{port}/{db.stem}", file=sys.stderr)
     # The plugins import postsdb: make it importable whatever the working directory.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
     sys.stdout.flush()

@@ -472,7 +472,7 @@ def test_build_db_serve_runs_datasette_as_configured(site_db, tmp_path):
     assert not (PROJECT / "inspect.json").exists() and not list(PROJECT.glob("*.inspect.json"))
 
 
-def test_build_db_serve_without_a_database_says_so(tmp_path):
+def test_build_db_serve_without_a_usable_database_says_so(tmp_path):
     result = subprocess.run(
         [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(tmp_path / "missing.db")],
         capture_output=True,
@@ -481,6 +481,14 @@ def test_build_db_serve_without_a_database_says_so(tmp_path):
     )
     assert result.returncode != 0
     assert "no such database" in result.stderr and "missing.db" in result.stderr
+    (tmp_path / "posts.db").write_text("not a database")
+    result = subprocess.run(
+        [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(tmp_path / "posts.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "is it a SQLite database?" in result.stderr, result.stderr[-500:]
 
 
 # --- the shared corpus --------------------------------------------------------------
