@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 
 from postsdb.serve import running_server
-from test_browser import browser, page  # noqa: F401  (fixtures: headless Chromium, local only)
+from test_browser import CHROMIUM, browser, page  # noqa: F401  (fixtures: headless Chromium, local only)
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
+)
 
 SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"
 
