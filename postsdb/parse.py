@@ -135,7 +135,7 @@ def load_yaml(raw: str) -> dict:
         check_yaml_shape(raw)
         meta = yaml.load(raw, Loader=SafeLoader)
     except yaml.YAMLError as error:
-        raise PostError(f"invalid YAML in front matter: {one_line(error)}") from None
+        raise PostError(f"invalid YAML in front matter: {yaml_problem(error, raw)}") from None
     except (ValueError, TypeError, OverflowError) as error:  # e.g. `date: 2021-02-30`
         if isinstance(error, PostError):
             raise
@@ -147,6 +147,15 @@ def load_yaml(raw: str) -> dict:
     if not isinstance(meta, dict):
         raise PostError(f"front matter is a {type(meta).__name__}, not a mapping of keys")
     return meta
+
+
+def yaml_problem(error: yaml.YAMLError, raw: str) -> str:
+    """PyYAML's message, plus what it leaves unsaid when the culprit is a tab."""
+    mark = getattr(error, "problem_mark", None)
+    lines = raw.split("\n")
+    if mark is not None and mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
+        return f"{one_line(error)} (a tab: YAML indents with spaces only)"
+    return one_line(error)
 
 
 def check_yaml_shape(raw: str) -> None:

@@ -151,8 +151,8 @@ def write_front_matter_cases(add, folder: Path) -> None:
     add("yaml-unclosed-quote.md", post("yaml-unclosed-quote.md", extra='summary: "never closed'), problem("invalid YAML"))
     add("yaml-bad-indent.md", post("yaml-bad-indent.md", extra="a:\n  b: 1\n c: 2"), problem("invalid YAML"))
     add("yaml-unhashable-key.md", post("yaml-unhashable-key.md", extra="? [a, b]\n: c"), problem("invalid YAML"))
-    add("yaml-tab-indent.md", post("yaml-tab-indent.md", extra="extra:\n\t- a\n\t- b"), problem("invalid YAML"))
-    add("yaml-tab-before-key.md", "---\n\ttitle: 标题\ndate: 2021-03-04\nfrom: https://example.com/t\n---\n" + BODY, problem("invalid YAML"))
+    add("yaml-tab-indent.md", post("yaml-tab-indent.md", extra="extra:\n\t- a\n\t- b"), problem("a tab: YAML indents with spaces only"))
+    add("yaml-tab-before-key.md", "---\n\ttitle: 标题\ndate: 2021-03-04\nfrom: https://example.com/t\n---\n" + BODY, problem("a tab: YAML indents with spaces only"))
     # A tab after `key:` is valid YAML: a separator like a space.
     add("yaml-tab-after-colon.md", post("yaml-tab-after-colon.md").replace('title: "', 'title:\t"'), ARTICLE)
     add("yaml-duplicate-key.md", post("yaml-duplicate-key.md", extra='title: "第二个标题"'), ARTICLE)

@@ -258,6 +258,15 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_a_second_build_finds_nothing_to_do(built):
+    before = sha256(built.db)
+    again = run_cli("build", built.folder, "--db", built.db)
+    assert again.returncode == 0 and "Traceback" not in again.stdout + again.stderr
+    assert sorted(again.problem_lines) == sorted(built.run.problem_lines)
+    assert "0 added, 0 changed" in again.summary and "left" in again.summary, again.summary
+    assert sha256(built.db) == before
+
+
 def test_strict_exits_1_and_keeps_the_database(built):
     before = sha256(built.db)
     unchanged = run_cli("build", built.folder, "--db", built.db, "--strict")
