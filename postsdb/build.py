@@ -67,12 +67,12 @@ def scan_sources(sources: Iterable[Path]) -> Scan:
     sources = list(sources)
     files, skipped = [], 0
     for source in sources:
-        root = source.resolve()
-        if source.is_file():
-            files.append(SourceFile(source, display_path(source.name)))
+        if source.exists() and not source.is_dir():  # a file named on the command line
+            files.append(SourceFile(source, display_path(source.name), irregular_problem(source)))
             continue
         if not source.is_dir():
             raise FileNotFoundError(f"{source}: no such folder")
+        root = source.resolve()
         prefix = f"{source.resolve().name}/" if len(sources) > 1 else ""
         for folder, dirnames, filenames in os.walk(source):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -92,14 +92,17 @@ def unreadable_problem(path: Path, root: Path) -> str | None:
         problem = outside_problem(path, root)
         if problem:
             return problem
-        mode = path.stat().st_mode
+        return irregular_problem(path)
     except RuntimeError:  # what Path.resolve raises for a symlink loop before Python 3.13
         return "symlink loop (not followed)"
     except OSError as error:
         if error.errno == errno.ELOOP:
             return "symlink loop (not followed)"
         return f"cannot read: {error.strerror or error}"
-    if not stat.S_ISREG(mode):
+
+
+def irregular_problem(path: Path) -> str | None:
+    if not stat.S_ISREG(path.stat().st_mode):
         return "not a regular file (a FIFO, socket or device): not read"
     return None
 

@@ -317,3 +317,14 @@ def test_the_active_content_check_is_not_blind():
     found = " ".join(active_content(HOSTILE_MARKUP))
     for part in ("<script>", "<iframe>", "<form>", "<style>", "<link>", "onerror", "onclick", "style>", "javascript:"):
         assert part in found, part
+
+
+@pytest.mark.parametrize("command", ["check", "build"])
+def test_a_fifo_named_on_the_command_line_is_a_problem_not_a_hang(command, tmp_path):
+    fifo = tmp_path / "fifo.md"
+    os.mkfifo(fifo)
+    extra = ["--db", tmp_path / "posts.db"] if command == "build" else []
+    done = run_cli(command, fifo, *extra)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert done.problem_lines == ["fifo.md: not a regular file (a FIFO, socket or device): not read"]
+    assert done.returncode == (1 if command == "check" else 0)
