@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,8 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from postsdb.build import Summary, build as run_build, scan_sources
-from postsdb.parse import PostError, parse_post
+from postsdb.build import Summary, build as run_build, parse_or_reason, scan_sources
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -24,6 +24,7 @@ app = typer.Typer(
     help="Turn a folder of Jekyll post files into one SQLite database, and serve it with Datasette.",
 )
 err = Console(stderr=True, highlight=False)
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 out = Console(highlight=False)
 
 SourcesArg = Annotated[
@@ -72,15 +73,9 @@ def check(sources: SourcesArg = None):
     scan = scan_sources(sources)
     problems = []
     for source_file in scan.files:
-        if source_file.problem:
-            problems.append((source_file.rel, source_file.problem))
-            continue
-        try:
-            parse_post(source_file.path, source_file.rel)
-        except PostError as error:
-            problems.append((source_file.rel, str(error).removeprefix(f"{source_file.rel}: ")))
-        except (OSError, RecursionError) as error:
-            problems.append((source_file.rel, f"cannot parse: {error}"))
+        reason = parse_or_reason(source_file)
+        if isinstance(reason, str):
+            problems.append((source_file.rel, reason))
     print_problems(problems)
     out.print(
         f"{len(scan.files)} post files checked, {len(problems)} problem(s), {scan.skipped} other files skipped."
@@ -134,7 +129,12 @@ class progress_bar:
 
 def print_problems(problems) -> None:
     for path, reason in problems:
-        err.print(f"{path}: {reason}", markup=False, soft_wrap=True)
+        # One line per problem, whatever the file name holds: no terminal escapes, no breaks.
+        err.print(f"{printable(path)}: {printable(reason)}", markup=False, soft_wrap=True, highlight=False)
+
+
+def printable(text: str) -> str:
+    return CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
 def print_summary(summary: Summary, db: Path) -> None:
@@ -145,6 +145,7 @@ def print_summary(summary: Summary, db: Path) -> None:
         f"{summary.scanned} files scanned ({summary.skipped} skipped); "
         f"{summary.seconds:.2f} s; {action} {db}",
         markup=False,
+        soft_wrap=True,
     )
 
 

@@ -312,6 +312,20 @@ def current_problems(db_path: Path) -> list[tuple[str, str]]:
 # --- writing articles -----------------------------------------------------------
 
 
+def parse_or_reason(source_file: SourceFile) -> Post | str:
+    """The file's Post, or the reason it cannot be one: what `build` stores and `check` prints."""
+    if source_file.problem:
+        return source_file.problem
+    try:
+        return parse_post(source_file.path, source_file.rel)
+    except PostError as error:
+        return str(error).removeprefix(f"{source_file.rel}: ")
+    except OSError as error:
+        return f"cannot read: {error.strerror or error}"
+    except RecursionError:
+        return "HTML is nested too deeply to parse"
+
+
 class Loader:
     """Adds files one at a time. Of several files with one URL, the article keeps the
     newest by `published`, then by path (the later in sort order): a deterministic rule,
@@ -329,16 +343,9 @@ class Loader:
 
     def add(self, source_file: SourceFile, hashed: tuple) -> None:
         _, digest, size = hashed
-        if source_file.problem:
-            return self.problem(source_file.rel, digest, size, source_file.problem)
-        try:
-            post = parse_post(source_file.path, source_file.rel)
-        except PostError as error:
-            return self.problem(source_file.rel, digest, size, str(error).removeprefix(f"{source_file.rel}: "))
-        except OSError as error:
-            return self.problem(source_file.rel, digest, size, f"cannot read: {error.strerror or error}")
-        except RecursionError:
-            return self.problem(source_file.rel, digest, size, "HTML is nested too deeply to parse")
+        post = parse_or_reason(source_file)
+        if isinstance(post, str):
+            return self.problem(source_file.rel, digest, size, post)
         self.article(post, size)
 
     def article(self, post: Post, size: int) -> None:

@@ -251,3 +251,12 @@ def test_cli_missing_source_is_a_clear_error(tmp_path):
 def test_data_folder_builds(data_db):
     assert rows(data_db, "select count(*) from articles")[0][0] >= 1
     assert rows(data_db, "select count(*) from problems") == [(0,)]
+
+
+def test_problem_lines_escape_control_characters_in_file_names(post_folder, tmp_path):
+    (post_folder / "evil\x1b[31mname\nsecond.md").write_text("not a post")
+    result = runner.invoke(build_db.app, ["build", str(post_folder), "--db", str(tmp_path / "posts.db")])
+    assert result.exit_code == 0, result.output
+    line = "evil\\x1b[31mname\\x0asecond.md: no front matter (file does not start with a `---` line)"
+    assert line in result.output.splitlines()
+    assert "\x1b" not in result.output
