@@ -1,0 +1,169 @@
+"""Shared pieces of the benchmarks: the scaled-up corpus, measured subprocesses, the floor.
+
+The corpus is the shared sample corpus (`../shared/corpus/` beside the project), copied
+N times into a temporary folder. Copy k of a post gets `-copy-k` appended to the path of
+its `from:` URL (so it is a different article: query strings may be stripped as tracking
+parameters, paths never are), ` #k` appended to its title, and a `k-` file name prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS_SOURCES = (CORPUS / "seed", CORPUS / "posts")
+POST_SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
+
+FRONT_MATTER_END = re.compile(r"^---[ \t]*$", re.M)
+FROM_LINE = re.compile(r"^(from:[ \t]*)(\S.*?)[ \t]*$", re.M)
+QUOTED_TITLE = re.compile(r'^(title:[ \t]*")(.+)("[ \t]*)$', re.M)
+SUMMARY_SECONDS = re.compile(r"; ([\d.]+) s; (?:wrote|left) ")
+
+
+# --- the scaled-up corpus -------------------------------------------------------
+
+
+def original_posts(sources=CORPUS_SOURCES) -> list[Path]:
+    posts = []
+    for source in sources:
+        posts.extend(p for p in sorted(Path(source).rglob("*")) if p.is_file() and p.suffix.lower() in POST_SUFFIXES)
+    if not posts:
+        sys.exit(f"no post files under {', '.join(map(str, sources))}: is the shared corpus there?")
+    return posts
+
+
+def copy_url(url: str, k: int) -> str:
+    """The URL with `-copy-k` added to the end of its path (before any trailing slash)."""
+    suffix = f"-copy-{k}"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url + suffix
+    path = parts.path
+    if path in ("", "/"):
+        path = "/" + suffix[1:]
+    elif path.endswith("/"):
+        path = path[:-1] + suffix + "/"
+    else:
+        path += suffix
+    return urlunsplit(parts._replace(path=path))
+
+
+def copy_post(text: str, k: int) -> str:
+    """Copy k of one post: a new `from:` URL and a new title, the body as it was."""
+    if not text.startswith("---\n"):
+        return text
+    end = FRONT_MATTER_END.search(text, 4)
+    if end is None:
+        return text
+    front, rest = text[: end.start()], text[end.start() :]
+    front = FROM_LINE.sub(lambda m: m.group(1) + copy_url(m.group(2), k), front, count=1)
+    front = QUOTED_TITLE.sub(lambda m: f"{m.group(1)}{m.group(2)} #{k}{m.group(3)}", front, count=1)
+    return front + rest
+
+
+def make_corpus(folder: Path, copies: int, posts: list[Path]) -> tuple[int, int]:
+    """Write `copies` altered copies of every post into `folder`; return (files, bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = size = 0
+    for post in posts:
+        data = post.read_bytes()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        for k in range(1, copies + 1):
+            out = copy_post(text, k).encode("utf-8") if text is not None else data
+            (folder / f"{k}-{post.name}").write_bytes(out)
+            files += 1
+            size += len(out)
+    return files, size
+
+
+def append_paragraph(path: Path, n: int) -> None:
+    """A real change to the body: one more paragraph at its end."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"\n<p>基准测试追加的第 {n} 段。Benchmark edit number {n}.</p>\n")
+
+
+def post_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in POST_SUFFIXES)
+
+
+# --- measured subprocesses ------------------------------------------------------
+
+
+@dataclass
+class Run:
+    wall: float  # seconds, the whole process: interpreter start, imports, work
+    inner: float | None  # seconds the program reports for its own work, if it does
+    cpu: float  # user + system CPU seconds of the process: less sensitive to other load
+    peak_rss_mb: float
+    stdout: str
+    stderr: str
+
+
+def run_measured(args: list[str], cwd: Path = ROOT, inner_pattern: re.Pattern = SUMMARY_SECONDS) -> Run:
+    """Run `python *args` in `cwd`; its wall time, CPU time and its own peak RSS.
+
+    `os.wait4` returns the resource usage of that one child, so each run's peak RSS is
+    its own (RUSAGE_CHILDREN would be the maximum over every child so far).
+    """
+    env = {**os.environ, "COLUMNS": "500"}  # rich must not wrap the summary line
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): python {' '.join(args)}\n{stdout}\n{stderr}")
+    # ru_maxrss is in kilobytes on Linux, in bytes on macOS.
+    rss_mb = usage.ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+    match = inner_pattern.search(stdout)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(wall, float(match.group(1)) if match else None, cpu, rss_mb, stdout, stderr)
+
+
+def snapshot_code(dest: Path) -> Path:
+    """A copy of build_db.py and postsdb/ as they are now: the benchmark measures one
+    version of the code even if the working tree is edited while it runs. (Run as a
+    script from `dest`, build_db.py imports this postsdb/, not the installed one.)"""
+    dest.mkdir(parents=True)
+    shutil.copy2(ROOT / "build_db.py", dest / "build_db.py")
+    shutil.copytree(ROOT / "postsdb", dest / "postsdb", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def build_command(code: Path, folder: Path, db: Path, search: bool) -> list[str]:
+    return [str(code / "build_db.py"), "build", "--db", str(db), "--search" if search else "--no-search", str(folder)]
+
+
+# --- the floor --------------------------------------------------------------------
+
+
+def floor_seconds(files: list[Path], repeat: int = 3) -> float:
+    """Read every file and parse it with the build's HTML parser, nothing else: the least
+    any build of these files must cost. Best of `repeat` runs, in this process."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for path in files:
+            LexborHTMLParser(path.read_bytes().decode("utf-8", "replace"))
+        best = min(best, time.perf_counter() - started)
+    return best
