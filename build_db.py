@@ -21,6 +21,7 @@ from postsdb.build import Summary, build as run_build, parse_or_reason, scan_sou
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,
     help="Turn a folder of Jekyll post files into one SQLite database, and serve it with Datasette.",
 )
 err = Console(stderr=True, highlight=False)

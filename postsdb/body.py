@@ -59,6 +59,7 @@ DROPPED_WITH_CONTENT = frozenset({"script", "style", "template", "iframe", "obje
 LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-actualsrc", "data-url", "src")
 CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
 CJK_CHAR = re.compile(f"[{CJK}]")
+CJK_RUNS = re.compile(f"[{CJK}]+")
 # A comment or tag left open runs to the end of the text, as in HTML; matching it there
 # (`\Z`) keeps the scan linear: otherwise each `<!--` or `<` would rescan the rest.
 TAG_OR_TEXT = re.compile(r"(<!--.*?(?:-->|\Z)|<[^>]*(?:>|\Z))", re.S)
@@ -150,8 +151,8 @@ def collapse_layout_whitespace(source: str) -> str:
     """
     if "\n" not in source:
         return source
-    parts = TAG_OR_TEXT.split(source)
-    edges = [visible_edges(part) if i % 2 == 0 else None for i, part in enumerate(parts)]
+    parts = TAG_OR_TEXT.split(source)  # text at even indexes, tags and comments at odd
+    before, after = visible_neighbours(parts)
     in_pre = 0
     for i in range(0, len(parts), 2):
         if i > 0:
@@ -159,32 +160,38 @@ def collapse_layout_whitespace(source: str) -> str:
             in_pre += tag.startswith("<pre") - tag.startswith("</pre")
         if in_pre > 0 or "\n" not in parts[i]:
             continue
-        parts[i] = collapse_text(parts, edges, i)
+        parts[i] = collapse_text(parts[i], before[i], after[i])
     return "".join(parts)
 
 
-def visible_edges(text: str) -> tuple[str, str] | None:
-    stripped = text.strip()
-    return (stripped[0], stripped[-1]) if stripped else None
+def visible_neighbours(parts: list[str]) -> tuple[list[str], list[str]]:
+    """For each text part, the nearest visible character in the text before and after it."""
+    before, after = [""] * len(parts), [""] * len(parts)
+    last = ""
+    for i in range(0, len(parts), 2):
+        before[i] = last
+        stripped = parts[i].strip()
+        last = stripped[-1] if stripped else last
+    last = ""
+    for i in range(len(parts) - 1 - (len(parts) - 1) % 2, -1, -2):
+        after[i] = last
+        stripped = parts[i].strip()
+        last = stripped[0] if stripped else last
+    return before, after
 
 
-def collapse_text(parts: list[str], edges: list, i: int) -> str:
-    text = parts[i]
+def break_becomes(left: str, right: str) -> str:
+    return "" if not left or not right or CJK_CHAR.match(left) or CJK_CHAR.match(right) else " "
 
-    def neighbour(step: int) -> str:
-        j = i + step
-        while 0 <= j < len(parts):
-            if edges[j] is not None:
-                return edges[j][1] if step < 0 else edges[j][0]
-            j += step
-        return ""
+
+def collapse_text(text: str, before: str, after: str) -> str:
+    if text.isspace() and text.lstrip(" \t")[:1] == "\n":  # the common case: one break, nothing else
+        return break_becomes(before, after)
 
     def replace(match: re.Match) -> str:
-        before = text[match.start() - 1] if match.start() > 0 else neighbour(-2)
-        after = text[match.end()] if match.end() < len(text) else neighbour(2)
-        if not before or not after or CJK_CHAR.match(before) or CJK_CHAR.match(after):
-            return ""
-        return " "
+        left = text[match.start() - 1] if match.start() > 0 else before
+        right = text[match.end()] if match.end() < len(text) else after
+        return break_becomes(left, right)
 
     return WHITESPACE_WITH_NEWLINE.sub(replace, text)
 
@@ -385,4 +392,4 @@ def html_to_text(clean_html: str) -> str:
 
 def count_words(text: str) -> int:
     """Words for alphabetic text, characters for CJK: 'Hi 大家好' counts 4."""
-    return len(CJK_CHAR.findall(text)) + len(WORDS.findall(text))
+    return sum(map(len, CJK_RUNS.findall(text))) + len(WORDS.findall(text))

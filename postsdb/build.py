@@ -8,15 +8,22 @@ database exactly as it was.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import ctypes
 import errno
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -197,8 +204,8 @@ def build(
             to_parse = forget_changed(db, before, hashes)
             loader = Loader(db, with_search)
             tick = progress(len(to_parse)) if progress else (lambda: None)
-            for source_file in to_parse:
-                loader.add(source_file, hashes[source_file.rel])
+            for source_file, parsed in parse_all(to_parse, with_search):
+                loader.add(source_file, hashes[source_file.rel], parsed)
                 tick()
             loader.finish()
             check_foreign_keys(db)
@@ -326,6 +333,72 @@ def parse_or_reason(source_file: SourceFile) -> Post | str:
         return "HTML is nested too deeply to parse"
 
 
+# --- parsing, on every core ------------------------------------------------------
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARALLEL_FROM = 200  # fewer files than this are parsed in this process: no start-up cost
+BATCH = 64
+
+
+def prepare(source_file: SourceFile, with_search: bool) -> Post | str:
+    """Everything about one file that needs no database: run in a worker process."""
+    post = parse_or_reason(source_file)
+    if with_search and not isinstance(post, str):
+        post.search_fields = search.index_fields(post.title, post.body.text)
+    return post
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("fork")
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=die_with, initargs=(os.getpid(),))
+
+
+def die_with(parent: int) -> None:
+    """A worker must not outlive a build that was killed: ask Linux to kill it too."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the build died before the request was made
+        os._exit(1)
+
+
+def parse_all(files: list[SourceFile], with_search: bool) -> Iterator[tuple[SourceFile, Post | str]]:
+    """Parsed files, in order. Parsing is pure and most of a build's time, so it runs in a
+    process per core while this process writes; at most two batches are in flight, so memory
+    stays flat however many files there are."""
+    work = functools.partial(prepare, with_search=with_search)
+    workers = os.cpu_count() or 1
+    if workers < 2 or len(files) < PARALLEL_FROM:
+        yield from ((f, work(f)) for f in files)
+        return
+    with worker_pool(workers) as pool:
+        pending: collections.deque = collections.deque()
+        for start in range(0, len(files), BATCH):
+            batch = files[start : start + BATCH]
+            pending.append((batch, [pool.submit(work, f) for f in batch]))
+            if len(pending) > 2:
+                yield from batch_results(*pending.popleft(), work)
+        while pending:
+            yield from batch_results(*pending.popleft(), work)
+
+
+def batch_results(batch, futures, work) -> Iterator[tuple[SourceFile, Post | str]]:
+    for source_file, future in zip(batch, futures):
+        try:
+            yield source_file, future.result()
+        except BrokenProcessPool:
+            yield source_file, parse_alone(source_file, work)
+
+
+def parse_alone(source_file: SourceFile, work) -> Post | str:
+    # A worker died (a crash in a C parser): each file of the pool's work is tried again in
+    # a process of its own, so only the file that kills its parser is lost, as a problem.
+    with worker_pool(1) as pool:
+        try:
+            return pool.submit(work, source_file).result()
+        except BrokenProcessPool:
+            return "the parser crashed on this file"
+
+
 class Loader:
     """Adds files one at a time. Of several files with one URL, the article keeps the
     newest by `published`, then by path (the later in sort order): a deterministic rule,
@@ -341,9 +414,8 @@ class Loader:
             )
         }
 
-    def add(self, source_file: SourceFile, hashed: tuple) -> None:
+    def add(self, source_file: SourceFile, hashed: tuple, post: Post | str) -> None:
         _, digest, size = hashed
-        post = parse_or_reason(source_file)
         if isinstance(post, str):
             return self.problem(source_file.rel, digest, size, post)
         self.article(post, size)
@@ -409,7 +481,7 @@ class Loader:
             "insert or ignore into article_tags (article_id, tag_id) values (?, ?)", [(post.id, t) for t, _ in tags]
         )
         if self.with_search:
-            search.index(self.conn, post.id, post.title, body.text)
+            search.insert(self.conn, post.id, post.search_fields or search.index_fields(post.title, body.text))
 
     def finish(self) -> None:
         self.conn.execute("delete from tags where id not in (select tag_id from article_tags)")

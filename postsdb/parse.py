@@ -57,6 +57,7 @@ class Post:
     layout: str | None
     feed_published: str | None
     body: Body = field(repr=False)
+    search_fields: tuple[str, str] | None = field(default=None, repr=False)  # set by the build
 
 
 def parse_post(path: Path, rel_path: str, data: bytes | None = None) -> Post:

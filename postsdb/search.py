@@ -94,11 +94,12 @@ def ensure_index(db) -> None:
     db.execute(FTS_DDL)
 
 
-def index(conn, article_id: int, title: str, body_text: str) -> None:
-    conn.execute(
-        f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)",
-        (article_id, index_text(title), index_text(body_text)),
-    )
+def index_fields(title: str, body_text: str) -> tuple[str, str]:
+    return index_text(title), index_text(body_text)
+
+
+def insert(conn, article_id: int, fields: tuple[str, str]) -> None:
+    conn.execute(f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)", (article_id, *fields))
 
 
 def delete(conn, article_ids: list[int]) -> None:
@@ -116,7 +117,7 @@ def delete(conn, article_ids: list[int]) -> None:
             continue
         conn.execute(
             f"insert into {FTS_TABLE} ({FTS_TABLE}, rowid, title, body) values ('delete', ?, ?, ?)",
-            (article_id, index_text(row[0]), index_text(row[1] or "")),
+            (article_id, *index_fields(row[0], row[1] or "")),
         )
 
 

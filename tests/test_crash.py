@@ -136,6 +136,27 @@ def kill_points(scaled: Scaled) -> list[tuple[str, callable]]:
     return points
 
 
+def surviving_workers(db: Path, wait: float = 2.0) -> list[int]:
+    """Processes still building `db` (the killed build's parser workers), after a grace period."""
+    deadline = time.monotonic() + wait
+    while True:
+        pids = [
+            int(proc.name)
+            for proc in Path("/proc").iterdir()
+            if proc.name.isdigit() and str(db).encode() in read_cmdline(proc)
+        ]
+        if not pids or time.monotonic() > deadline:
+            return pids
+        time.sleep(0.1)
+
+
+def read_cmdline(proc: Path) -> bytes:
+    try:
+        return (proc / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def test_killed_builds_leave_the_previous_database_intact(scaled, tmp_path):
     folder = scaled.db.parent
     report = []
@@ -151,6 +172,7 @@ def test_killed_builds_leave_the_previous_database_intact(scaled, tmp_path):
         # build removes them. No journal beside the database.
         assert all(re.fullmatch(rf"\.{re.escape(scaled.db.name)}{TEMP_MARKER}\d+", name) for name in leftovers), leftovers
         assert not any(name.endswith(("-journal", "-wal", "-shm")) for name in leftovers)
+        assert surviving_workers(scaled.db) == [], f"parser processes outlived the build: {report[-1]}"
     print("\n" + "\n".join(report) + f"\n(uninterrupted build: {scaled.build_seconds:.2f} s, {scaled.final_size:,} bytes)")
 
     run_build(scaled.sources, scaled.db, tmp_path / "later.log")
