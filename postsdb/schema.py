@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite_utils
-
 # Bump when a table changes shape: an older database is then rebuilt from scratch.
 SCHEMA_VERSION = 1
 
@@ -120,7 +118,7 @@ INDEXES = {
 UNIQUE_INDEXES = {("articles", "url"), ("tags", "name")}
 
 
-def ensure_schema(db: sqlite_utils.Database) -> None:
+def ensure_schema(db: "sqlite_utils.Database") -> None:
     """Create every table and index that is missing. Safe to run on any database, any time."""
     for name, spec in TABLES.items():
         db[name].create(
@@ -137,5 +135,5 @@ def ensure_schema(db: sqlite_utils.Database) -> None:
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
-    return db.execute("PRAGMA user_version").fetchone()[0]
+def schema_version(conn) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
