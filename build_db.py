@@ -23,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
     help="Turn a folder of Jekyll post files into one SQLite database, and serve it with Datasette.",
+    epilog="Examples: `python build_db.py build data/` · `python build_db.py check data/` · "
+    "`python build_db.py serve --db posts.db` (then open http://127.0.0.1:8001/posts)",
 )
 err = Console(stderr=True, highlight=False)
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
