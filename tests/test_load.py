@@ -5,7 +5,8 @@ corpus when it is here (else data/).
   page, half of it answered by the response cache and half rendered by Datasette (a Cookie
   header bypasses the cache): 0 errors.
 - A runaway recursive CTE in `?sql=` is stopped at the time limit with a clear error, while
-  other requests are answered; error responses do not hold up anyone else.
+  other requests are answered; error responses do not hold up anyone else; a query that
+  would allocate gigabytes in one function call is refused.
 - No request can write: every kind of write in `?sql=` is refused and the database file is
   byte-identical afterwards.
 
@@ -215,6 +216,27 @@ async def test_error_responses_hold_up_no_one(site):
     for response, took in results[:2]:
         assert response.status_code == 200 and took < 0.5, (response.url, took)
     assert elapsed < 3, elapsed
+
+
+# One function call is one step of SQLite's machine: the time limit cannot stop it, the
+# limits of plugins/sql_limits.py do (before them, a row of twelve 100 MB blobs took the
+# server to 8.8 GB of memory and 47 s).
+MEMORY_BOMBS = {
+    "select length(randomblob(999999999))": "string or blob too big",
+    "select length(hex(randomblob(400000000)))": "string or blob too big",
+    "select " + ", ".join(["randomblob(140000000)"] * 6): "needs more memory than the server allows",
+}
+
+
+async def test_memory_bombs_are_refused_with_a_clear_error(site):
+    async with httpx.AsyncClient(base_url=site.base, trust_env=False, timeout=20) as client:
+        for sql, expected in MEMORY_BOMBS.items():
+            response, took = await timed_get(client, "/posts.json", params={"sql": sql})
+            print(f"\n{sql[:60]!r}: {response.status_code} in {took:.2f} s: {response.json()['error'][:70]}")
+            assert response.status_code == 400 and expected in response.json()["error"], (sql, response.text[:300])
+            assert took < TIME_LIMIT + 2.0, (sql, took)
+        after, took = await timed_get(client, site.paths["search JSON"], headers=BYPASS_CACHE)
+        assert after.status_code == 200 and after.json() and took < 1.0
 
 
 # --- writes ---------------------------------------------------------------------------
