@@ -29,16 +29,8 @@ from hostile import ARTICLE, write_good_posts, write_hostile_posts
 from postsdb.parse import article_id
 from postsdb.serve import PROJECT, free_port, running_server
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
+from test_browser import CHROMIUM, CHROMIUM_ARGS  # one launch configuration for every browser test
+
 LOCAL = "127.0.0.1"
 EVIL = "https://evil.example"
 CORPUS_SAMPLE = 20
