@@ -196,22 +196,22 @@ def build(
         return summary
     before = state or EMPTY_STATE
     with temporary_copy(db_path, fresh=state is None) as temp_path:
-        db = open_for_build(temp_path, with_search)
-        with db.conn:
-            to_parse = forget_changed(db, before, hashes)
-            loader = Loader(db, with_search)
+        conn = open_for_build(temp_path, with_search, fresh=state is None)
+        with conn:
+            to_parse = forget_changed(conn, before, hashes)
+            loader = Loader(conn, with_search)
             tick = progress(len(to_parse)) if progress else (lambda: None)
             for source_file, parsed in parse_all(to_parse, with_search):
                 loader.add(source_file, hashes[source_file.rel], parsed)
                 tick()
             loader.finish()
-            check_foreign_keys(db)
-            after = dict(db.execute("select id, sha256 from articles").fetchall())
+            check_foreign_keys(conn)
+            after = dict(conn.execute("select id, sha256 from articles").fetchall())
             count_changes(summary, (previous or EMPTY_STATE).articles, after)
-            summary.problems = db.execute("select path, reason from problems order by path").fetchall()
+            summary.problems = conn.execute("select path, reason from problems order by path").fetchall()
             summary.seconds = time.perf_counter() - started
-            record_build(db, summary)
-        db.close()
+            record_build(conn, summary)
+        conn.close()
         if keep_if_problems and summary.problems:
             return summary  # the temporary copy is thrown away
         commit_file(temp_path, db_path)
@@ -240,7 +240,7 @@ def differs(state: State, hashes: dict) -> bool:
     return known != now
 
 
-def forget_changed(db, before: State, hashes: dict) -> list[SourceFile]:
+def forget_changed(conn: sqlite3.Connection, before: State, hashes: dict) -> list[SourceFile]:
     """Delete what changed or went away; return the files to (re)parse.
 
     An article whose files changed is rebuilt from all of its files, so its unchanged
@@ -251,9 +251,9 @@ def forget_changed(db, before: State, hashes: dict) -> list[SourceFile]:
     touched = changed | gone
     affected = {before.files[rel][1] for rel in touched if rel in before.files}
     reparse = {rel for rel, (_, article) in before.files.items() if article in affected and rel in hashes}
-    delete_articles(db.conn, affected)
-    db.conn.executemany("delete from article_files where path = ?", [(p,) for p in touched | reparse])
-    db.conn.executemany("delete from problems where path = ?", [(p,) for p in touched])
+    delete_articles(conn, affected)
+    conn.executemany("delete from article_files where path = ?", [(p,) for p in touched | reparse])
+    conn.executemany("delete from problems where path = ?", [(p,) for p in touched])
     return [hashes[rel][0] for rel in sorted(changed | reparse) if rel in hashes]
 
 
@@ -276,10 +276,10 @@ def delete_articles(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
     conn.executemany("delete from articles where id = ?", rows)
 
 
-def check_foreign_keys(db) -> None:
+def check_foreign_keys(conn: sqlite3.Connection) -> None:
     # Not enforced row by row (a replaced revision briefly orphans its files), so checked
     # once, before the new database can replace the old one.
-    broken = db.execute("PRAGMA foreign_key_check").fetchmany(5)
+    broken = conn.execute("PRAGMA foreign_key_check").fetchmany(5)
     if broken:
         raise RuntimeError(f"build bug: rows with dangling foreign keys: {broken}")
 
@@ -291,8 +291,8 @@ def count_changes(summary: Summary, before: dict[int, str], after: dict[int, str
     summary.unchanged = len(after.keys() & before.keys()) - summary.changed
 
 
-def record_build(db, summary: Summary) -> None:
-    db.conn.execute(
+def record_build(conn: sqlite3.Connection, summary: Summary) -> None:
+    conn.execute(
         """insert into builds (finished, seconds, files_scanned, files_skipped, added, changed,
         unchanged, removed, problems) values (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'), ?, ?, ?, ?, ?, ?, ?, ?)""",
         (
@@ -401,8 +401,8 @@ class Loader:
     newest by `published`, then by path (the later in sort order): a deterministic rule,
     whatever order the files arrive in."""
 
-    def __init__(self, db, with_search: bool):
-        self.conn = db.conn
+    def __init__(self, conn: sqlite3.Connection, with_search: bool):
+        self.conn = conn
         self.with_search = with_search
         self.kept = {
             article: (published, path)
@@ -487,20 +487,23 @@ class Loader:
 # --- the atomic swap ------------------------------------------------------------
 
 
-def open_for_build(path: Path, with_search: bool):
-    import sqlite_utils  # here, not at the top: it costs a no-op rebuild 0.2 s of imports
-
-    db = sqlite_utils.Database(path)
+def open_for_build(path: Path, with_search: bool, fresh: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path)
     # The file is a private copy until it is renamed into place: no journal is needed,
     # and a crash only ever loses the copy.
-    db.execute("PRAGMA journal_mode = OFF")
-    db.execute("PRAGMA synchronous = OFF")
-    ensure_schema(db)
+    conn.execute("PRAGMA journal_mode = OFF")
+    conn.execute("PRAGMA synchronous = OFF")
+    if fresh:  # a copy of the last build already has this schema, search index or not
+        create_tables(conn, with_search)
+    return conn
+
+
+def create_tables(conn: sqlite3.Connection, with_search: bool) -> None:
+    import sqlite_utils  # here, not at the top: its imports cost 0.2 s, and only new files need it
+
+    ensure_schema(sqlite_utils.Database(conn))
     if with_search:
-        search.ensure_index(db)
-    else:
-        db.execute(f"DROP TABLE IF EXISTS {search.FTS_TABLE}")
-    return db
+        search.ensure_index(conn)
 
 
 @contextlib.contextmanager

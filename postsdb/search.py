@@ -90,8 +90,8 @@ def fts_query(query: str) -> str:
 # --- the index, kept in step with the articles table --------------------------
 
 
-def ensure_index(db) -> None:
-    db.execute(FTS_DDL)
+def ensure_index(conn) -> None:
+    conn.execute(FTS_DDL)
 
 
 def index_fields(title: str, body_text: str) -> tuple[str, str]:
