@@ -61,7 +61,10 @@ def query_tokens(term: str) -> list[str]:
     for match in CJK_RUN.finditer(normal):
         tokens.extend(WORD.findall(normal[position : match.start()]))
         run = match.group(0)
-        tokens.extend([run + "*"] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)])
+        if WORD.search(normal, match.end()):
+            tokens.extend(bigrams(run))  # more follows: the run's tokens exactly as indexed
+        else:  # the term ends here: a run that may go on in the text
+            tokens.extend([run + "*"] if len(run) == 1 else bigrams(run)[:-1])
         position = match.end()
     tokens.extend(WORD.findall(normal[position:]))
     if tokens and not CJK_RUN.match(tokens[-1]):

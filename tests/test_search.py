@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from postsdb.search import FTS_TABLE, fts_query, normalize
+from postsdb.search import FTS_TABLE, ensure_index, fts_query, index_fields, insert, normalize
 
 QUERIES = {
     "1 char": ["的", "港", "审", "腾", "墙", "鬼", "狄"],
@@ -119,5 +119,17 @@ def test_fts_query_shapes():
     assert fts_query("的") == '("的"*)'
     assert fts_query("騰訊 VPN") == '("腾讯") AND ("vpn"*)'
     assert fts_query("5G网络") == '("5g" + "网络")'
-    assert fts_query("网络5G") == '("网络" + "5g"*)'
+    assert fts_query("网络5G") == '("网络" + "络" + "5g"*)'
+    assert fts_query("香港，微信") == '("香港" + "港" + "微信")'
+
+
+@pytest.mark.parametrize(
+    "text, query",
+    [("香港2020年", "香港2020"), ("网络5G时代", "网络5G"), ("香港，微信支付", "香港，微信"), ("A网B", "A网B"), ("腾讯5G", "騰訊5G")],
+)
+def test_a_cjk_run_followed_by_more_in_the_query_matches(tmp_path, text, query):
+    conn = sqlite3.connect(tmp_path / "t.db")
+    ensure_index(conn)
+    insert(conn, 1, index_fields("", text))
+    assert fts_hits(conn, query) == {1}
     assert fts_query('"') == '""'
