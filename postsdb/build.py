@@ -70,15 +70,22 @@ def scan_sources(sources: Iterable[Path]) -> Scan:
     lead outside their source folder, or nowhere, are reported, never followed; nor is
     anything that is not a regular file read."""
     sources = list(sources)
-    files, skipped = [], 0
+    base = common_base(sources)
+    files, skipped, seen = [], 0, set()
+
+    def add(path: Path, problem: str | None) -> None:
+        rel = display_path(Path(os.path.relpath(os.path.abspath(path), base)).as_posix())
+        if rel not in seen:  # a file reached twice (a folder and its subfolder both named)
+            seen.add(rel)
+            files.append(SourceFile(path, rel, problem))
+
     for source in sources:
         if source.exists() and not source.is_dir():  # a file named on the command line
-            files.append(SourceFile(source, display_path(source.name), irregular_problem(source)))
+            add(source, irregular_problem(source))
             continue
         if not source.is_dir():
             raise FileNotFoundError(f"{source}: no such folder")
         root = source.resolve()
-        prefix = f"{source.resolve().name}/" if len(sources) > 1 else ""
         for folder, dirnames, filenames in os.walk(source):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in sorted(filenames):
@@ -86,9 +93,15 @@ def scan_sources(sources: Iterable[Path]) -> Scan:
                 if path.suffix.lower() not in POST_SUFFIXES:
                     skipped += 1
                     continue
-                rel = display_path(prefix + path.relative_to(source).as_posix())
-                files.append(SourceFile(path, rel, unreadable_problem(path, root)))
+                add(path, unreadable_problem(path, root))
     return Scan(files, skipped)
+
+
+def common_base(sources: list[Path]) -> str:
+    """Paths are stored relative to this: the one source folder, or the folder that holds
+    all of them, so `a/_posts/x.md` and `b/_posts/x.md` stay two files."""
+    base = os.path.commonpath([os.path.abspath(source) for source in sources])
+    return base if os.path.isdir(base) else os.path.dirname(base)
 
 
 def unreadable_problem(path: Path, root: Path) -> str | None:

@@ -260,3 +260,14 @@ def test_problem_lines_escape_control_characters_in_file_names(post_folder, tmp_
     line = "evil\\x1b[31mname\\x0asecond.md: no front matter (file does not start with a `---` line)"
     assert line in result.output.splitlines()
     assert "\x1b" not in result.output
+
+
+def test_same_names_in_two_sources_stay_two_files(tmp_path):
+    first = make_post(tmp_path / "a" / "_posts", "x.md", url="https://example.com/1")
+    second = make_post(tmp_path / "b" / "_posts", "x.md", url="https://example.com/2")
+    summary = build([first.parent, second.parent, first], tmp_path / "posts.db")
+    assert (summary.added, summary.scanned) == (2, 2)
+    assert sorted(r[0] for r in rows(tmp_path / "posts.db", "select path from article_files")) == [
+        "a/_posts/x.md",
+        "b/_posts/x.md",
+    ]
