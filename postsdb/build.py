@@ -210,7 +210,7 @@ def build(
     before = state or EMPTY_STATE
     with temporary_copy(db_path, fresh=state is None) as temp_path:
         conn = open_for_build(temp_path, with_search, fresh=state is None)
-        with conn:
+        with contextlib.closing(conn), conn:
             to_parse = forget_changed(conn, before, hashes)
             loader = Loader(conn, with_search)
             tick = progress(len(to_parse)) if progress else (lambda: None)
@@ -224,7 +224,6 @@ def build(
             summary.problems = conn.execute("select path, reason from problems order by path").fetchall()
             summary.seconds = time.perf_counter() - started
             record_build(conn, summary)
-        conn.close()
         if keep_if_problems and summary.problems:
             return summary  # the temporary copy is thrown away
         commit_file(temp_path, db_path)

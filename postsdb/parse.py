@@ -307,9 +307,12 @@ def canonical_url(raw: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not host or " " in host:
         raise PostError(f"`from` is not an http(s) URL: {text[:120]!r}")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets
     netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
     path = normalize_escapes(parts.path or "/")
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking(k, host)]
+    raw_query = undo_double_encoding(parts.query)
+    query = [(k, v) for k, v in parse_qsl(raw_query, keep_blank_values=True) if not is_tracking(k, host)]
     return urlunsplit((scheme, netloc, path, urlencode(query, quote_via=quote), ""))
 
 
@@ -320,15 +323,22 @@ def is_tracking(key: str, host: str) -> bool:
 
 
 def normalize_escapes(path: str) -> str:
-    """Undo double percent-encoding, then spell every escape the same way."""
+    """Undo double percent-encoding, then spell every escape the same way. An escaped
+    `/` stays escaped: `a%2Fb` and `a/b` are different paths."""
+    path = undo_double_encoding(path)
+    segments = re.split(r"%2[Ff]", path)
+    decoded = [unquote(segment, errors="replace") for segment in segments]
+    if any("\ufffd" in d and "\ufffd" not in s for d, s in zip(decoded, segments)):
+        return path  # escapes that are not UTF-8: leave them as they are
+    return "%2F".join(quote(d, safe="/:@!$&'()*+,;=-._~") for d in decoded)
+
+
+def undo_double_encoding(text: str) -> str:
     for _ in range(3):  # %25E6 → %E6, for each layer of encoding
-        path, layers = re.subn(r"%25([0-9A-Fa-f]{2})", r"%\1", path)
+        text, layers = re.subn(r"%25([0-9A-Fa-f]{2})", r"%\1", text)
         if not layers:
             break
-    decoded = unquote(path, errors="replace")
-    if "\ufffd" in decoded and "\ufffd" not in path:
-        return path  # escapes that are not UTF-8: leave them as they are
-    return quote(decoded, safe="/:@!$&'()*+,;=-._~")
+    return text
 
 
 def article_id(url: str) -> int:

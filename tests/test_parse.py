@@ -123,6 +123,10 @@ def test_author_entities_are_decoded(post_folder):
         ("https://matters.news/@a/數-x", "https://matters.news/@a/%E6%95%B8-x"),
         ("  http://http://example.com/a  ", "http://example.com/a"),
         ("https://example.com:443", "https://example.com/"),
+        ("https://a.com/x%2Fy", "https://a.com/x%2Fy"),
+        ("http://[::1]:8080/a", "http://[::1]:8080/a"),
+        ("https://a.com/s?q=%25E6%2595%25B8", "https://a.com/s?q=%E6%95%B8"),
+        ("https://a.com/s?q=數", "https://a.com/s?q=%E6%95%B8"),
     ],
 )
 def test_canonical_url(raw, expected):
