@@ -20,6 +20,11 @@ from datasette import hookimpl
 
 MAX_ENTRY_BYTES = 2 * 1024 * 1024
 MAX_TOTAL_BYTES = 64 * 1024 * 1024
+MAX_ENTRIES = 20_000
+ENTRY_OVERHEAD = 512  # the tuple, dicts and lists around each entry
+# Whatever max-age a response claims (a client can ask for any with `?_ttl=`), keep it at
+# most this long: the settings' default_cache_ttl.
+MAX_KEEP_SECONDS = 300
 MAX_AGE = re.compile(rb"(?:^|[,\s])max-age=(\d+)")
 VARY_OK = {b"cookie", b"authorization"}
 
@@ -43,14 +48,20 @@ class ResponseCache:
     def put(self, key, expires: float, start: dict, body: bytes) -> None:
         self.drop(key)
         self.entries[key] = (expires, start, body)
-        self.size += len(body)
-        while self.size > self.max_total and self.entries:
+        self.size += entry_size(key, start, body)
+        while (self.size > self.max_total or len(self.entries) > MAX_ENTRIES) and self.entries:
             self.drop(next(iter(self.entries)))
 
     def drop(self, key) -> None:
         entry = self.entries.pop(key, None)
         if entry is not None:
-            self.size -= len(entry[2])
+            self.size -= entry_size(key, entry[1], entry[2])
+
+
+def entry_size(key: tuple, start: dict, body: bytes) -> int:
+    """Everything an entry holds, so a long URL with a tiny body is not nearly free."""
+    headers = sum(len(k) + len(v) for k, v in start.get("headers", []))
+    return len(body) + headers + sum(len(part or b"") for part in key) + ENTRY_OVERHEAD
 
 
 def cache_key(scope) -> tuple | None:
@@ -76,7 +87,7 @@ def cache_seconds(start: dict) -> int:
     match = MAX_AGE.search(control)
     if not match or b"private" in control or b"no-store" in control or b"no-cache" in control:
         return 0
-    return int(match.group(1))
+    return min(int(match.group(1)), MAX_KEEP_SECONDS)
 
 
 @hookimpl

@@ -352,14 +352,23 @@ def test_cache_keeps_only_what_an_http_cache_may_share():
     assert cache.cache_seconds(start(cache_control="max-age=300", set_cookie="a=b")) == 0
     assert cache.cache_seconds(start(cache_control="max-age=300", vary="Accept-Language")) == 0
     assert cache.cache_seconds(start()) == 0
-    lru = cache.ResponseCache(max_total=10)
-    lru.put("a", float("inf"), {}, b"12345")
-    lru.put("b", float("inf"), {}, b"12345")
-    assert lru.get("a") is not None  # a is now the most recently used
-    lru.put("c", float("inf"), {}, b"1")
-    assert lru.get("b") is None and lru.get("a") and lru.get("c") and lru.size == 6
-    lru.put("old", 0.0, {}, b"1")
-    assert lru.get("old") is None
+    # a client may ask for any max-age with ?_ttl=; the cache keeps nothing longer than its bound
+    assert cache.cache_seconds(start(cache_control="max-age=999999999")) == cache.MAX_KEEP_SECONDS
+
+    a, b, c = (("http", b"host", path, b"") for path in (b"/a", b"/b", b"/c"))
+    big = cache.entry_size(a, {}, b"12345")
+    lru = cache.ResponseCache(max_total=2 * big)
+    lru.put(a, float("inf"), {}, b"12345")
+    lru.put(b, float("inf"), {}, b"12345")
+    assert lru.get(a) is not None  # a is now the most recently used
+    lru.put(c, float("inf"), {}, b"1")
+    assert lru.get(b) is None and lru.get(a) and lru.get(c)
+    assert lru.size == big + cache.entry_size(c, {}, b"1")
+    old = ("http", b"host", b"/old", b"")
+    lru.put(old, 0.0, {}, b"1")
+    assert lru.get(old) is None
+    # a long query string with a two-byte body is counted at its real size
+    assert cache.entry_size(("http", b"host", b"/x", b"pad=" + b"x" * 5000), {}, b"[]") > 5000
 
 
 # --- JSON API ------------------------------------------------------------------
