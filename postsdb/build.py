@@ -73,8 +73,10 @@ def scan_sources(sources: Iterable[Path]) -> Scan:
     base = common_base(sources)
     files, skipped, seen = [], 0, set()
 
-    def add(path: Path, problem: str | None) -> None:
-        rel = display_path(Path(os.path.relpath(os.path.abspath(path), base)).as_posix())
+    def add(path: Path, problem: str | None, folder_rel: str | None = None) -> None:
+        if folder_rel is None:
+            folder_rel = os.path.relpath(os.path.abspath(path.parent), base)
+        rel = display_path(path.name if folder_rel == "." else f"{folder_rel}/{path.name}".replace(os.sep, "/"))
         if rel not in seen:  # a file reached twice (a folder and its subfolder both named)
             seen.add(rel)
             files.append(SourceFile(path, rel, problem))
@@ -88,12 +90,13 @@ def scan_sources(sources: Iterable[Path]) -> Scan:
         root = source.resolve()
         for folder, dirnames, filenames in os.walk(source):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            folder_rel = os.path.relpath(os.path.abspath(folder), base)  # once per folder
             for name in sorted(filenames):
                 path = Path(folder) / name
                 if path.suffix.lower() not in POST_SUFFIXES:
                     skipped += 1
                     continue
-                add(path, unreadable_problem(path, root))
+                add(path, unreadable_problem(path, root), folder_rel)
     return Scan(files, skipped)
 
 
@@ -107,6 +110,8 @@ def common_base(sources: list[Path]) -> str:
 def unreadable_problem(path: Path, root: Path) -> str | None:
     """Why the file must not be opened, or None. A FIFO would block the build forever."""
     try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            return None  # the common case, in one system call: a plain file, not a link
         problem = outside_problem(path, root)
         if problem:
             return problem
