@@ -206,10 +206,11 @@ def build(
     state = previous
     if force or (state is not None and state.has_search != with_search):
         state = None  # parse everything; adding or dropping the search index means that too
-    hashes = hash_files(scan.files, progress)
+    hashes = hash_files(scan.files)
     if state is not None and not differs(state, hashes):
         summary.unchanged = len(state.articles)
-        summary.problems = current_problems(db_path)
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
+            summary.problems = problem_lines(conn)
         summary.seconds = time.perf_counter() - started
         return summary
     before = state or EMPTY_STATE
@@ -226,7 +227,7 @@ def build(
             check_foreign_keys(conn)
             after = dict(conn.execute("select id, sha256 from articles").fetchall())
             count_changes(summary, (previous or EMPTY_STATE).articles, after)
-            summary.problems = conn.execute("select path, reason from problems order by path").fetchall()
+            summary.problems = problem_lines(conn)
             summary.seconds = time.perf_counter() - started
             record_build(conn, summary)
         if keep_if_problems and summary.problems:
@@ -236,7 +237,7 @@ def build(
     return summary
 
 
-def hash_files(files: list[SourceFile], progress=None) -> dict[str, tuple[SourceFile, str | None, int]]:
+def hash_files(files: list[SourceFile]) -> dict[str, tuple[SourceFile, str | None, int]]:
     hashes = {}
     for source_file in files:
         if source_file.problem:
@@ -325,9 +326,8 @@ def record_build(conn: sqlite3.Connection, summary: Summary) -> None:
     )
 
 
-def current_problems(db_path: Path) -> list[tuple[str, str]]:
-    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as conn:
-        return conn.execute("select path, reason from problems order by path").fetchall()
+def problem_lines(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    return conn.execute("select path, reason from problems order by path").fetchall()
 
 
 # --- writing articles -----------------------------------------------------------

@@ -60,10 +60,9 @@ class Post:
     search_fields: tuple[str, str] | None = field(default=None, repr=False)  # set by the build
 
 
-def parse_post(path: Path, rel_path: str, data: bytes | None = None) -> Post:
+def parse_post(path: Path, rel_path: str) -> Post:
     """Parse the file at `path`; `rel_path` is how the database will name it."""
-    if data is None:
-        data = path.read_bytes()
+    data = path.read_bytes()
     try:
         return parse_bytes(data, rel_path)
     except PostError as error:
