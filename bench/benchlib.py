@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: the scaled-up corpus, measured subprocesses, the floor.
 
-The corpus is the shared sample corpus (`../shared/corpus/` beside the project), copied
+The corpus is the real sample the project ships in `data/`, copied
 N times into a temporary folder. Copy k of a post gets `-copy-k` appended to the path of
 its `from:` URL (so it is a different article: query strings may be stripped as tracking
 parameters, paths never are), ` #k` appended to its title, and a `k-` file name prefix.
@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "data"  # the real sample the project ships
 CORPUS_SOURCES = (CORPUS / "seed", CORPUS / "posts")
 POST_SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".txt"})
 
@@ -38,7 +38,7 @@ def original_posts(sources=CORPUS_SOURCES) -> list[Path]:
     for source in sources:
         posts.extend(p for p in sorted(Path(source).rglob("*")) if p.is_file() and p.suffix.lower() in POST_SUFFIXES)
     if not posts:
-        sys.exit(f"no post files under {', '.join(map(str, sources))}: is the shared corpus there?")
+        sys.exit(f"no post files under {', '.join(map(str, sources))}: is the sample in data/ there?")
     return posts
 
 

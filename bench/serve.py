@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from postsdb.build import POST_SUFFIXES, build  # noqa: E402
 from postsdb.serve import running_server  # noqa: E402
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "data"  # the real sample the project ships
 CORPUS_SOURCES = (CORPUS / "seed", CORPUS / "posts")
 TARGET_RPS = 100
 MAX_SECONDS = 20
@@ -66,7 +66,7 @@ def scaled_corpus(target: Path, copies: int) -> int:
     on its title; copy 0 is the post as it is."""
     posts = [p for s in CORPUS_SOURCES for p in sorted(s.rglob("*")) if p.suffix.lower() in POST_SUFFIXES]
     if not posts:
-        sys.exit(f"no posts under {CORPUS}: the shared corpus is needed for this benchmark")
+        sys.exit(f"no posts under {CORPUS}: the sample in data/ is needed for this benchmark")
     target.mkdir(parents=True)
     for k in range(copies):
         for number, post in enumerate(posts):

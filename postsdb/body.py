@@ -13,6 +13,8 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 from selectolax.lexbor import LexborHTMLParser
 
+from postsdb.meta import PageMeta, read_page_meta
+
 # Where scraped pages keep the article, most specific first.
 CONTENT_SELECTORS = (
     ".entry-content",
@@ -65,7 +67,7 @@ CJK_RUNS = re.compile(f"[{CJK}]+")
 TAG_OR_TEXT = re.compile(r"(<!--.*?(?:-->|\Z)|<[^>]*(?:>|\Z))", re.S)
 # Starts only where a run of blanks starts, so a long run without a newline is read once.
 WHITESPACE_WITH_NEWLINE = re.compile(r"(?<![ \t])[ \t]*\n\s*")
-# For `nested_deeper_than`: open and close tags, and comments (which hold no tags).
+# For `flatten_deep_nesting`: open and close tags, and comments (which hold no tags).
 TAG_TOKEN = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)[^>]*?(/?)(?:>|\Z)", re.S)
 # Elements that never hold others, or that the parser closes by itself: no deeper nesting.
 FLAT_TAGS = frozenset(
@@ -103,15 +105,17 @@ class Body:
     images: list[Image] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
     page_title: str = ""
+    page: PageMeta = field(default_factory=PageMeta)  # what the page said about itself
 
 
 def extract_body(source: str, base_url: str, scraped: bool | None = None) -> Body:
     source = unwrap_noscript(collapse_layout_whitespace(source))
     tree = LexborHTMLParser(source)
     page_title = first_text(tree, "title") or first_text(tree, "h1")
+    page = read_page_meta(tree)  # before the chrome, where bylines and topics live, goes
     root = content_root(tree) if (scraped if scraped is not None else looks_scraped(source)) else tree.body
     if root is None:
-        return Body(html="", text="", word_count=0, page_title=page_title)
+        return Body(html="", text="", word_count=0, page_title=page_title, page=page)
     for node in root.css(CHROME):
         node.decompose()
     images = collect_images(root, base_url)
@@ -119,7 +123,9 @@ def extract_body(source: str, base_url: str, scraped: bool | None = None) -> Bod
     embeds_to_links(root, base_url)
     clean = sanitize(root.inner_html if root.tag in ("body", "html") else root.html)
     text = html_to_text(clean)
-    return Body(html=clean, text=text, word_count=count_words(text), images=images, links=links, page_title=page_title)
+    return Body(
+        html=clean, text=text, word_count=count_words(text), images=images, links=links, page_title=page_title, page=page
+    )
 
 
 def looks_scraped(source: str) -> bool:
@@ -203,35 +209,50 @@ def unwrap_noscript(source: str) -> str:
     return re.sub(r"</?noscript\b[^>]*>?", "", source, flags=re.I)
 
 
-def nested_deeper_than(source: str, limit: int) -> bool:
-    """Whether elements nest more than `limit` deep, estimated from the tags alone.
+def flatten_deep_nesting(source: str, limit: int) -> str:
+    """Elements nested more than `limit` deep lose their tags and keep their text, as in
+    a browser (Chromium stops nesting at 512 levels).
 
-    HTML parsers and sanitizers take time that grows with the square of the depth, so a
-    hostile file must be refused before they see it. A close tag closes up to the open
-    element of its name, as a parser would; stray close tags change nothing.
+    HTML parsers and sanitizers take time that grows with the square of the depth, so this
+    runs on the tags alone, in one linear pass, before they see the page. A close tag
+    closes up to the open element of its name, as a parser would; stray ones stay.
     """
     if source.count("<") - source.count("</") <= limit:
-        return False  # not enough open tags to get that deep
+        return source  # not enough open tags to get that deep: the common case
     stack: list[str] = []
     open_count: dict[str, int] = {}
-    for closing, name, self_closing in TAG_TOKEN.findall(source):
-        if not name or self_closing:
+    dropped: dict[str, int] = {}  # tags left out, by name, whose close tag must go too
+    kept, position = [], 0
+    for match in TAG_TOKEN.finditer(source):
+        closing, name, self_closing = match.groups()
+        if not name or self_closing or name.lower() in FLAT_TAGS:
             continue
         name = name.lower()
-        if name in FLAT_TAGS:
+        if closing and dropped.get(name):
+            dropped[name] -= 1
+        elif closing:
+            close_up_to(name, stack, open_count)
             continue
-        if not closing:
+        elif len(stack) >= limit:
+            dropped[name] = dropped.get(name, 0) + 1
+        else:
             stack.append(name)
             open_count[name] = open_count.get(name, 0) + 1
-            if len(stack) > limit:
-                return True
-        elif open_count.get(name):
-            while True:
-                top = stack.pop()
-                open_count[top] -= 1
-                if top == name:
-                    break
-    return False
+            continue
+        kept.append(source[position : match.start()])
+        position = match.end()
+    kept.append(source[position:])
+    return "".join(kept)
+
+
+def close_up_to(name: str, stack: list[str], open_count: dict[str, int]) -> None:
+    if not open_count.get(name):
+        return  # a stray close tag changes nothing
+    while True:
+        top = stack.pop()
+        open_count[top] -= 1
+        if top == name:
+            return
 
 
 # --- images and links ---------------------------------------------------------
@@ -262,7 +283,7 @@ def collect_images(root, base_url: str) -> list[Image]:
     for node in root.css("img"):
         src = absolute_url(image_source(node.attributes), base_url)
         key = image_key(src)
-        if src is None or key in seen:
+        if src is None or key in seen or is_tracking_pixel(node.attributes):
             node.decompose()
             continue
         seen.add(key)
@@ -282,6 +303,12 @@ def collect_images(root, base_url: str) -> list[Image]:
             )
         )
     return images
+
+
+def is_tracking_pixel(attrs: dict) -> bool:
+    """A 1×1 beacon (medium.com/_/stat?event=…) counts a view; it is not a picture."""
+    width, height = as_int(attrs.get("width")), as_int(attrs.get("height"))
+    return width is not None and height is not None and width <= 1 and height <= 1
 
 
 def image_key(src: str | None) -> str | None:

@@ -456,8 +456,8 @@ class Loader:
         body = post.body
         self.conn.execute(
             """insert into articles (id, title, url, published, published_date, year, month, author,
-            source, tags, word_count, image_count, link_count, path, sha256, feed_published)
-            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            source, publication, tags, word_count, image_count, link_count, path, sha256, feed_published)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 post.id,
                 post.title,
@@ -468,6 +468,7 @@ class Loader:
                 post.published[:7],
                 post.author,
                 post.source,
+                post.publication,
                 json.dumps(post.tags, ensure_ascii=False),
                 body.word_count,
                 len(body.images),
@@ -489,16 +490,21 @@ class Loader:
             "insert into links (article_id, position, href, text, domain, internal) values (?, ?, ?, ?, ?, ?)",
             [(post.id, k.position, k.href, k.text, k.domain, int(k.internal)) for k in body.links],
         )
-        tags = [(article_id(name), name) for name in post.tags]
-        self.conn.executemany("insert or ignore into tags (id, name) values (?, ?)", tags)
+        tags = [(topic_id(kind, name), name, kind) for kind, name in post.topics]
+        self.conn.executemany("insert or ignore into tags (id, name, kind) values (?, ?, ?)", tags)
         self.conn.executemany(
-            "insert or ignore into article_tags (article_id, tag_id) values (?, ?)", [(post.id, t) for t, _ in tags]
+            "insert or ignore into article_tags (article_id, tag_id) values (?, ?)", [(post.id, t[0]) for t in tags]
         )
         if self.with_search:
             search.insert(self.conn, post.id, post.search_fields or search.index_fields(post.title, body.text))
 
     def finish(self) -> None:
         self.conn.execute("delete from tags where id not in (select tag_id from article_tags)")
+
+
+def topic_id(kind: str, name: str) -> int:
+    """Stable across builds; the tag "China" and the category "China" are two rows."""
+    return article_id(f"{kind}:{name}")
 
 
 # --- the atomic swap ------------------------------------------------------------

@@ -17,7 +17,9 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 import yaml
 
-from postsdb.body import Body, extract_body, nested_deeper_than
+from postsdb.body import Body, extract_body, flatten_deep_nesting
+from postsdb.meta import PageMeta
+from postsdb.sites import SITES, Site, site_for, strip_title_suffix
 
 try:  # the C loader is several times faster; fall back where libyaml is missing
     from yaml import CSafeLoader as SafeLoader
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover
 MAX_FRONT_MATTER = 64 * 1024
 MAX_YAML_ALIASES = 50
 MAX_YAML_DEPTH = 50  # the C loader recurses per level and crashes the process at ~30,000
-MAX_HTML_DEPTH = 1000  # real posts nest under 30; parsing time grows with the square
+MAX_HTML_DEPTH = 512  # as in Chromium; real posts nest under 30, parsing time grows with the square
 MAX_DATE_TEXT = 64  # an ISO 8601 date is about 30 characters
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
@@ -53,10 +55,12 @@ class Post:
     published: str
     author: str | None
     source: str | None
-    tags: list[str]
+    tags: list[str]  # the topics' names, for `articles.tags`
     layout: str | None
     feed_published: str | None
     body: Body = field(repr=False)
+    publication: str | None = None
+    topics: list[tuple[str, str]] = field(default_factory=list)  # (kind, name): category or tag
     search_fields: tuple[str, str] | None = field(default=None, repr=False)  # set by the build
 
 
@@ -76,29 +80,99 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
     body_source, epoch = take_epoch_comment(body_source)
     body_source, heading_title = take_link_heading(body_source)
     published = parse_date(meta.get("date"), epoch)
-    if nested_deeper_than(body_source, MAX_HTML_DEPTH):
-        raise PostError(f"HTML nested deeper than {MAX_HTML_DEPTH:,} levels")
+    body_source = flatten_deep_nesting(body_source, MAX_HTML_DEPTH)
     body = extract_body(body_source, url, scraped=False if heading_title is not None else None)
+    tags = as_list(meta.get("tags"), "tags")
+    categories = as_list(meta.get("categories"), "categories")
+    source = (categories or tags or [urlsplit(url).hostname])[0]
+    site = site_for(source, url)
     title = clean_line(as_text(meta.get("title"), "title")) or clean_line(heading_title or "") or body.page_title
     if not title:
         raise PostError("missing title (front matter `title` is empty and the body has none)")
-    tags = as_list(meta.get("tags"), "tags")
-    categories = as_list(meta.get("categories"), "categories")
     author = clean_line(html.unescape(as_text(meta.get("author"), "author"))) or None
+    if not body.text and not body.images:
+        raise PostError("not an article: no text and no image after extraction (an index, category or empty page)")
+    topics = unique_topics(page_topics(body.page, site, url) + mirror_topics(categories, tags, source))
     return Post(
         path=rel_path,
         sha256=hashlib.sha256(data).hexdigest(),
         url=url,
         id=article_id(url),
-        title=title,
+        title=strip_title_suffix(title, site),
         published=published,
-        author=author,
-        source=(categories or tags or [urlsplit(url).hostname])[0],
-        tags=tags,
+        author=choose_author(author, body.page.authors, source),
+        source=source,
+        tags=[name for _, name in topics],
         layout=as_text(meta.get("layout"), "layout") or None,
         feed_published=iso(epoch) if epoch else None,
         body=body,
+        publication=publication_of(url, body.page, site),
+        topics=topics,
     )
+
+
+# --- what the article is: author, topics, publication ---------------------------
+
+
+def is_site_name(name: str, source: str | None) -> bool:
+    """The mirror writes its site's name into `author`, `tags` and `categories`."""
+    folded = name.casefold()
+    return folded == (source or "").casefold() or any(folded == site.name.casefold() for site in SITES)
+
+
+def choose_author(front_matter: str | None, bylines: list[str], source: str | None) -> str | None:
+    """The person the page names. A person in the front matter is kept; the site's name
+    is used only when the page names no one. Several bylines stay several."""
+    if front_matter and not is_site_name(front_matter, source):
+        return front_matter
+    return ", ".join(bylines) if bylines else front_matter
+
+
+def page_topics(page: PageMeta, site: Site, url: str) -> list[tuple[str, str]]:
+    """The page's own categories and tags. A republisher's category that only names the
+    publication is the publication, not a topic."""
+    publication_link = publication_category_path(site, url)
+    categories = [c.name for c in page.categories if not (publication_link and link_path(c.href) == publication_link)]
+    return [("category", name) for name in categories] + [("tag", t.name) for t in page.tags]
+
+
+def mirror_topics(categories: list[str], tags: list[str], source: str | None) -> list[tuple[str, str]]:
+    """Front-matter categories and tags, less the site names the mirror writes there."""
+    return [("category", c) for c in categories if not is_site_name(c, source)] + [
+        ("tag", t) for t in tags if not is_site_name(t, source)
+    ]
+
+
+def unique_topics(topics: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen, kept = set(), []
+    for kind, name in topics:
+        if name.casefold() not in seen:
+            seen.add(name.casefold())
+            kept.append((kind, name))
+    return kept
+
+
+def publication_of(url: str, page: PageMeta, site: Site) -> str | None:
+    """Where a republished or translated piece first appeared; None for an original."""
+    rule = site.publication
+    slug = rule.slug(url) if rule else None
+    if slug is None:
+        return None
+    if slug in rule.names:
+        return rule.names[slug]
+    category = publication_category_path(site, url)
+    named = [c.name for c in page.categories if link_path(c.href) == category]
+    return named[0] if named else slug
+
+
+def publication_category_path(site: Site, url: str) -> str | None:
+    rule = site.publication
+    slug = rule.slug(url) if rule else None
+    return rule.category_path.format(slug=slug).rstrip("/").lower() if slug and rule.category_path else None
+
+
+def link_path(href: str | None) -> str:
+    return unquote(urlsplit(href or "").path).rstrip("/").lower()
 
 
 def decode(data: bytes) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 # Bump when a table changes shape: an older database is then rebuilt from scratch.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: articles.publication, tags.kind, topics read from the page
 
 TABLES = {
     "articles": {
@@ -17,6 +17,7 @@ TABLES = {
             "month": str,
             "author": str,
             "source": str,
+            "publication": str,
             "tags": str,
             "word_count": int,
             "image_count": int,
@@ -62,9 +63,9 @@ TABLES = {
         "not_null": {"href"},
     },
     "tags": {
-        "columns": {"id": int, "name": str},
+        "columns": {"id": int, "name": str, "kind": str},
         "pk": "id",
-        "not_null": {"name"},
+        "not_null": {"name", "kind"},
     },
     "article_tags": {
         "columns": {"article_id": int, "tag_id": int},
@@ -108,14 +109,14 @@ TABLES = {
 }
 
 INDEXES = {
-    "articles": [["published"], ["published_date"], ["year"], ["month"], ["source"], ["author"], ["url"]],
+    "articles": [["published"], ["published_date"], ["year"], ["month"], ["source"], ["publication"], ["author"], ["url"]],
     "images": [["src"]],
     "links": [["domain"], ["href"]],
-    "tags": [["name"]],
+    "tags": [["kind", "name"], ["name"]],
     "article_tags": [["tag_id"]],
     "article_files": [["article_id"], ["status"]],
 }
-UNIQUE_INDEXES = {("articles", "url"), ("tags", "name")}
+UNIQUE_INDEXES = {("articles", "url"), ("tags", "kind", "name")}
 
 
 def ensure_schema(db: "sqlite_utils.Database") -> None:
@@ -130,7 +131,7 @@ def ensure_schema(db: "sqlite_utils.Database") -> None:
         )
     for table, indexes in INDEXES.items():
         for columns in indexes:
-            unique = (table, columns[0]) in UNIQUE_INDEXES and len(columns) == 1
+            unique = (table, *columns) in UNIQUE_INDEXES
             db[table].create_index(columns, unique=unique, if_not_exists=True)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real corpus (when present), built databases, tiny posts."""
+"""Shared fixtures: the real sample in data/, built databases, tiny posts."""
 
 from __future__ import annotations
 
@@ -12,38 +12,31 @@ from postsdb.build import build
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
-CORPUS = ROOT.parent / "shared" / "corpus"
+# The project's default dataset is a real sample of the archive: the seed post and 150 posts.
+CORPUS = DATA
 CORPUS_SOURCES = [CORPUS / "seed", CORPUS / "posts"]
 SEED_PATH = "seed/000_4a1463b1f05834cd.txt"
 SEED_URL = "https://www.rfa.org/mandarin/yataibaodao/meiti/ql2-09062021062321.html"
 
-needs_corpus = pytest.mark.skipif(
-    not (CORPUS / "posts").is_dir(),
-    reason="the shared corpus (../shared/corpus/ beside the project) is not on this machine",
-)
 
 
 @pytest.fixture(scope="session")
 def corpus_sources() -> list[Path]:
-    if not (CORPUS / "posts").is_dir():
-        pytest.skip("the shared corpus (../shared/corpus/ beside the project) is not on this machine")
     return CORPUS_SOURCES
 
 
 @pytest.fixture(scope="session")
-def corpus_db(tmp_path_factory, corpus_sources) -> Path:
-    """The shared corpus built once per test session. Treat it as read-only."""
-    db_path = tmp_path_factory.mktemp("corpus") / "posts.db"
-    build(corpus_sources, db_path)
+def data_db(tmp_path_factory) -> Path:
+    """The project's own data/ folder, built once per session. Treat it as read-only."""
+    db_path = tmp_path_factory.mktemp("data") / "posts.db"
+    build([DATA], db_path)
     return db_path
 
 
 @pytest.fixture(scope="session")
-def data_db(tmp_path_factory) -> Path:
-    """The project's own data/ folder, built once per session."""
-    db_path = tmp_path_factory.mktemp("data") / "posts.db"
-    build([DATA], db_path)
-    return db_path
+def corpus_db(data_db) -> Path:
+    """The real sample, built: the same database as `data_db`."""
+    return data_db
 
 
 def make_post(

@@ -135,6 +135,15 @@ def test_every_hostile_file_has_its_expected_outcome(built):
     assert not errors, "\n".join(errors)
 
 
+def test_deeply_nested_html_is_flattened_and_keeps_its_text(built):
+    # As a browser does: past 512 levels the tags go and the text stays.
+    for path in ("deep-nesting.md", "deep-nesting-inline.md", "deep-nesting-stray-ends.md"):
+        (text,), = query(
+            built.db, "select body_text from article_bodies join articles on articles.id = article_id where path = ?", path
+        )
+        assert text == "深", (path, text[:80])
+
+
 def test_every_good_post_becomes_an_article(built):
     for path, url in built.good.items():
         rows = query(built.db, "select path, title from articles where url = ?", url)

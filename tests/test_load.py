@@ -1,5 +1,5 @@
-"""Serving under load and abuse: the real `build_db.py serve` on 127.0.0.1, on the shared
-corpus when it is here (else data/).
+"""Serving under load and abuse: the real `build_db.py serve` on 127.0.0.1, on the real sample
+in data/.
 
 - 20 s of `wrk` at 16 connections, rotating the table page, search JSON and an article
   page, half of it answered by the response cache and half rendered by Datasette (a Cookie
@@ -31,7 +31,6 @@ import pytest
 
 from postsdb.serve import SETTINGS, running_server
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
 CONNECTIONS = 16
 LOAD_SECONDS = 10  # per cache mode: 20 s of load in all
 TIME_LIMIT = SETTINGS["sql_time_limit_ms"] / 1000
@@ -52,8 +51,8 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(request) -> Site:
-    db = request.getfixturevalue("corpus_db" if (CORPUS / "posts").is_dir() else "data_db")
+def site(data_db) -> Site:
+    db = data_db
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         article, title = conn.execute(
             "select id, title from articles join article_bodies on article_id = id "

@@ -162,6 +162,8 @@ def posts(draw) -> bytes:
     if draw(st.booleans()):
         parts.append(f"[{draw(TEXT)}]({draw(URLS)})\n------\n\n")
     parts.append(draw(BODIES))
+    if draw(st.booleans()):  # a page with nothing to read is refused: give half of them text
+        parts.append("<p>正文</p>")
     text = "".join(parts)
     shape = draw(st.sampled_from(["plain"] * 5 + ["bom", "crlf", "no-close", "no-open"]))
     if shape == "bom":

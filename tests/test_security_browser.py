@@ -1,5 +1,5 @@
 """Safe bodies, checked in a real browser: every article of the hostile suite (tests/hostile.py,
-plus the attacks below) and a sample of the shared corpus, rendered by the real
+plus the attacks below) and a sample of the real posts in data/, rendered by the real
 `build_db.py serve` on 127.0.0.1 in headless Chromium.
 
 For each page: no script runs (no canary global in any frame, no dialog, no popup, the page
@@ -384,7 +384,7 @@ def report(visits: list[Visit], check) -> str:
     return "\n".join(lines[:80]) + (f"\n… {len(lines) - 80} more" if len(lines) > 80 else "")
 
 
-# --- the shared corpus --------------------------------------------------------------------
+# --- the real sample in data/ -----------------------------------------------------
 
 
 def corpus_sample(db: Path, size: int = CORPUS_SAMPLE) -> list[tuple[str, int]]:

@@ -2,7 +2,7 @@
 
 Most tests go through Datasette's test client with the project's metadata, plugins,
 templates and settings, on a real database built from tiny posts written here. A few run
-the real `build_db.py serve` on 127.0.0.1, and a few use the shared corpus when it exists.
+the real `build_db.py serve` on 127.0.0.1, and a few use the real sample in data/.
 """
 
 from __future__ import annotations
@@ -500,7 +500,7 @@ def test_build_db_serve_without_a_usable_database_says_so(tmp_path):
     assert result.returncode != 0 and "is it a SQLite database?" in result.stderr, result.stderr[-500:]
 
 
-# --- the shared corpus --------------------------------------------------------------
+# --- the real sample in data/ -----------------------------------------------------
 
 
 @pytest.fixture(scope="module")
