@@ -18,7 +18,7 @@ from postsdb.body import sanitize
 
 ARTICLE_SQL = """
 select articles.id, articles.title, articles.url, articles.published, articles.published_date,
-  articles.author, articles.source, articles.tags, articles.word_count, articles.image_count,
+  articles.author, articles.source, articles.publication, articles.tags, articles.word_count, articles.image_count,
   articles.link_count, article_bodies.body_html
 from articles left join article_bodies on article_bodies.article_id = articles.id
 where articles.id = :id

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover
 MAX_FRONT_MATTER = 64 * 1024
 MAX_YAML_ALIASES = 50
 MAX_YAML_DEPTH = 50  # the C loader recurses per level and crashes the process at ~30,000
+DEEP_YAML = f"front matter is nested deeper than {MAX_YAML_DEPTH} levels"
 MAX_HTML_DEPTH = 512  # as in Chromium; real posts nest under 30, parsing time grows with the square
 MAX_DATE_TEXT = 64  # an ISO 8601 date is about 30 characters
 MAX_FILE_BYTES = 32 * 1024 * 1024
@@ -209,6 +210,8 @@ def load_yaml(raw: str) -> dict:
         check_yaml_shape(raw)
         meta = yaml.load(raw, Loader=SafeLoader)
     except yaml.YAMLError as error:
+        if nesting_depth(raw) > MAX_YAML_DEPTH:  # the parser may give up first, in its own words
+            raise PostError(DEEP_YAML) from None
         raise PostError(f"invalid YAML in front matter: {yaml_problem(error, raw)}") from None
     except (ValueError, TypeError, OverflowError) as error:  # e.g. `date: 2021-02-30`
         if isinstance(error, PostError):
@@ -232,6 +235,30 @@ def yaml_problem(error: yaml.YAMLError, raw: str) -> str:
     return one_line(error)
 
 
+def nesting_depth(raw: str) -> int:
+    """How deep the YAML nests, estimated without a YAML parser: open brackets outside
+    quotes (flow style), or indentation steps plus `- ` items on a line (block style)."""
+    deepest = flow = 0
+    indents: list[int] = []
+    for line in raw.split("\n"):
+        stripped = line.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(line) - len(stripped)
+        while indents and indents[-1] >= indent:
+            indents.pop()
+        indents.append(indent)
+        dashes = len(re.match(r"(?:-[ ]+)*", stripped).group(0).replace(" ", ""))
+        deepest = max(deepest, len(indents) + dashes)
+        for char in re.sub(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"", "", stripped):  # quotes hold no structure
+            if char in "[{":
+                flow += 1
+                deepest = max(deepest, flow)
+            elif char in "]}":
+                flow = max(0, flow - 1)
+    return deepest
+
+
 def check_yaml_shape(raw: str) -> None:
     # Parsing events neither expands aliases nor recurses: linear in the input, and it
     # stops at the first alias or level too many.
@@ -240,7 +267,7 @@ def check_yaml_shape(raw: str) -> None:
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_YAML_DEPTH:
-                raise PostError(f"front matter is nested deeper than {MAX_YAML_DEPTH} levels")
+                raise PostError(DEEP_YAML)
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
         elif isinstance(event, yaml.AliasEvent):
