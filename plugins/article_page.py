@@ -9,6 +9,7 @@ anything else cannot bring scripts onto the page.
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 from datasette import hookimpl
 from datasette.utils import urlsafe_components
@@ -18,8 +19,8 @@ from postsdb.body import sanitize
 
 ARTICLE_SQL = """
 select articles.id, articles.title, articles.url, articles.published, articles.published_date,
-  articles.author, articles.source, articles.publication, articles.tags, articles.word_count, articles.image_count,
-  articles.link_count, article_bodies.body_html
+  articles.author, articles.source, articles.publication, articles.tags, articles.word_count,
+  articles.image_count, articles.link_count, article_bodies.body_html
 from articles left join article_bodies on article_bodies.article_id = articles.id
 where articles.id = :id
 """
@@ -46,7 +47,13 @@ def extra_template_vars(view_name, database, table, request, datasette):
 
 def article(row: dict) -> dict:
     body_html = row.pop("body_html") or ""
-    return {**row, "tags": tag_list(row["tags"]), "body": Markup(sanitize(body_html))}
+    return {
+        **row,
+        "tags": tag_list(row["tags"]),
+        "body": Markup(sanitize(body_html)),
+        # Readers read 數字, not %E6%95%B8%E5%AD%97; the link itself keeps the exact URL.
+        "url_display": unquote(row["url"] or "", errors="replace"),
+    }
 
 
 def tag_list(raw: str | None) -> list[str]:

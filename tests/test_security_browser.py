@@ -137,7 +137,8 @@ def write_attack_posts(folder: Path, local_image: str) -> dict[str, str]:
         write(f"{name}-rss", "<div>" + body.replace("\n", "") + "</div>\n")
         write(f"{name}-scraped", "<article>\n" + body + "\n</article>\n")
     for name, body in MUTATION_ATTACKS.items():
-        write(f"mxss-{name}", "<div>" + body.replace("\n", "") + "</div>\n")
+        # A sentence of text: a page with nothing left to read is refused, not stored.
+        write(f"mxss-{name}", "<div><p>正文。</p>" + body.replace("\n", "") + "</div>\n")
     write("front-matter-fields", "<div><p>字段</p></div>\n", **FIELD_ATTACK)
     return posts
 
