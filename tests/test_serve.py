@@ -226,12 +226,11 @@ def test_bodies_render_as_html_at_table_level_only():
 
 async def test_articles_table_is_configured_for_readers(ds):
     data = await get_json(ds, "/posts/articles.json?_shape=objects")
-    assert data["human_description_en"] == "sorted by published descending"
     published = [row["published"] for row in data["rows"]]
     assert published == sorted(published, reverse=True) and len(published) == 4
     assert set(data["facet_results"]) == {"source", "author", "tags", "year"}
     table = METADATA_DICT["databases"]["posts"]["tables"]["articles"]
-    assert table["label_column"] == "title"
+    assert table["label_column"] == "title" and table["sort_desc"] == "published"
     assert (table["fts_table"], table["fts_pk"]) == ("articles_fts", "id")
     assert "searchmode" not in table
 
