@@ -24,7 +24,8 @@ from postsdb.build import Summary, build as run_build, parse_or_reason, scan_sou
 class PlainHelp:
     """--help names each value as the README does (`SOURCE`, `FILE`), never by its Python
     type: typer prints a tag such as `<list[Path]>` or `<bool>` beside every parameter, and
-    lets a metavar replace it only for an option that takes a value."""
+    lets a metavar replace it only for an option that takes a value. It has no setting for
+    the rest, so each parameter's type display is replaced as the command hands it out."""
 
     def get_params(self, ctx):
         params = super().get_params(ctx)
