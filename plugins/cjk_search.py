@@ -79,7 +79,7 @@ def searches(scope, canned: dict[tuple[str, str], set[str]]) -> list[str]:
 
 async def refuse(datasette, scope, send) -> None:
     """A 400 shaped like Datasette's own errors: JSON for .json URLs, the error page otherwise."""
-    info = {"ok": False, "error": QUERY_LIMIT_MESSAGE, "status": 400, "title": "Search too long"}
+    info = {"ok": False, "error": QUERY_LIMIT_MESSAGE, "status": 400, "title": "搜索过长 · Search too long"}
     headers = {"Access-Control-Allow-Origin": "*"} if datasette.cors else {}
     if scope.get("path", "").endswith(".json"):
         response = Response.json(info, status=400, headers=headers)

@@ -119,7 +119,8 @@ def test_an_over_long_search_is_refused_at_once_and_says_why(data_site, path, pa
     print(f"\n{path} ({len(next(iter(params.values())))} characters): {response.status_code} in {took * 1000:.1f} ms")
     assert response.status_code == 400, response.text[:300]
     if path.endswith(".json"):
-        assert response.json() == {"ok": False, "error": QUERY_LIMIT_MESSAGE, "status": 400, "title": "Search too long"}
+        error = response.json()
+        assert (error["ok"], error["status"], error["error"]) == (False, 400, QUERY_LIMIT_MESSAGE)
         assert response.headers["access-control-allow-origin"] == "*"
     else:
         assert response.headers["content-type"].startswith("text/html")
