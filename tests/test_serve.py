@@ -10,6 +10,10 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
+import re
+import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -222,12 +226,11 @@ def test_bodies_render_as_html_at_table_level_only():
 
 async def test_articles_table_is_configured_for_readers(ds):
     data = await get_json(ds, "/posts/articles.json?_shape=objects")
-    assert data["human_description_en"] == "sorted by published descending"
     published = [row["published"] for row in data["rows"]]
     assert published == sorted(published, reverse=True) and len(published) == 4
     assert set(data["facet_results"]) == {"source", "publication", "author", "tags", "year"}
     table = METADATA_DICT["databases"]["posts"]["tables"]["articles"]
-    assert table["label_column"] == "title"
+    assert table["label_column"] == "title" and table["sort_desc"] == "published"
     assert (table["fts_table"], table["fts_pk"]) == ("articles_fts", "id")
     assert "searchmode" not in table
 
@@ -479,6 +482,31 @@ def test_build_db_serve_runs_datasette_as_configured(site_db, tmp_path):
     inspect = json.loads(inspect_path(db).read_text())
     assert inspect["posts"]["tables"]["articles"]["count"] == 4
     assert not (PROJECT / "inspect.json").exists() and not list(PROJECT.glob("*.inspect.json"))
+
+
+README_SITE = "http://127.0.0.1:8001"
+SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"  # the post in data/
+
+
+def readme_search_commands() -> list[str]:
+    """The README's curl commands for a search through the JSON API."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"`(curl [^`]*_search[^`]*)`", readme)
+
+
+def test_readme_search_commands_work_as_written(data_db):
+    commands = readme_search_commands()
+    assert len(commands) == 2 and all(README_SITE in command for command in commands), commands
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    no_proxy = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}  # 127.0.0.1 only
+    with running_server(data_db) as base:
+        for command in commands:
+            args = shlex.split(command.replace(README_SITE, base))
+            done = subprocess.run(args, capture_output=True, text=True, encoding="utf-8", timeout=30, env=no_proxy)
+            assert done.returncode == 0, (command, done.stderr)
+            assert done.stdout.startswith("["), (command, done.stdout[:300])  # a 400 is an error page
+            assert [row["title"] for row in json.loads(done.stdout)] == [SEED_TITLE], command
 
 
 def test_build_db_serve_without_a_usable_database_says_so(tmp_path):
