@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlite3
 import time
 from urllib.parse import quote
@@ -56,7 +58,8 @@ async def test_traditional_query_finds_simplified_article(corpus_site):
     ds = make_datasette(*files)
     assert seed_id in await searched_ids(ds, "騰訊")
     page = await get_html(ds, f"/posts/articles?_search={quote('騰訊')}")
-    assert seed_title in page
+    assert seed_title in re.sub(r"<[^>]+>", "", page)
+    assert "<mark>腾讯</mark>" in page  # the Traditional query marks the Simplified title
     assert 'name="_search"' in page and 'value="騰訊"' in page
 
 
@@ -76,7 +79,7 @@ async def test_canned_search_query(corpus_site):
     rows = await get_json(ds, f"/posts/search.json?q={quote('騰訊')}&_shape=array")
     truth = {i for i, text in texts.items() if normalize("騰訊") in text}
     assert {row["id"] for row in rows} == truth
-    assert {"id", "title", "published", "source"} <= set(rows[0])
+    assert {"id", "title", "published_date", "source", "snippet", "title_html"} <= set(rows[0])
     nothing = await get_json(ds, f"/posts/search.json?q={quote('“”')}&_shape=array")
     assert nothing == []
 
@@ -135,8 +138,8 @@ def test_searches_within_the_limits_are_answered(data_site):
         print(f"\n{len(query)} characters, {len(query.split())} words: {response.status_code} in {took * 1000:.1f} ms")
         assert response.status_code == 200, response.text[:300]
         found[query] = [row["title"] for row in response.json()]
-    assert found["騰訊"] == found[at_the_limit] == [SEED_TITLE]
+    assert SEED_TITLE in found["騰訊"] and found[at_the_limit] == found["騰訊"]
     rows = data_site.get("/posts/search.json", params={"q": "騰訊 收费", "_shape": "array"}).json()
-    assert [row["title"] for row in rows] == [SEED_TITLE]
+    assert [row["title"] for row in rows][0] == SEED_TITLE
     page = data_site.get("/posts/articles", params={"_search": "騰訊"})
-    assert page.status_code == 200 and SEED_TITLE in page.text
+    assert page.status_code == 200 and SEED_TITLE in re.sub(r"<[^>]+>", "", page.text)
