@@ -3,6 +3,7 @@
     python build_db.py build data/          # data/ → posts.db
     python build_db.py check data/          # report problems, write nothing
     python build_db.py serve                # Datasette on http://127.0.0.1:8001/posts
+    python build_db.py package site         # a Docker build context for the site in site/
 """
 
 from __future__ import annotations
@@ -97,6 +98,32 @@ def serve(
     from postsdb.serve import serve_database
 
     serve_database(db, host=host, port=port)
+
+
+@app.command()
+def package(
+    folder: Annotated[Path, typer.Argument(help="The folder to write the build context into.", show_default=False)],
+    db: Annotated[Path, typer.Option("--db", help="The database to publish.")] = Path("posts.db"),
+    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it is not empty.")] = False,
+):
+    """Write a self-contained Docker build context for the site: a Dockerfile (python slim,
+    pinned dependencies, the same `datasette serve` as `serve`, on $PORT, default 8080), the
+    database, its inspect file, the metadata, plugins, templates and the postsdb package.
+    Deploy it with `docker build`, `fly deploy` or `gcloud run deploy --source`."""
+    from postsdb.package import PackageError, package as write_package
+
+    try:
+        context = write_package(db, folder, force=force)
+    except PackageError as error:
+        err.print(f"Error: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(
+        f"Wrote {folder}: {context.files} files, {context.size / 1e6:.1f} MB, "
+        f"{len(context.requirements)} pinned packages. Try it: "
+        f"docker build -t posts {folder} && docker run -p 8080:8080 posts",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def check_sources(sources: list[Path]) -> None:
