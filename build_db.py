@@ -4,6 +4,7 @@
     python build_db.py check data/          # report problems, write nothing
     python build_db.py serve                # Datasette on http://127.0.0.1:8001/posts
     python build_db.py package site         # a Docker build context for the site in site/
+    python build_db.py check-release --previous old.db   # fit to replace the published build?
 """
 
 from __future__ import annotations
@@ -124,6 +125,45 @@ def package(
         markup=False,
         soft_wrap=True,
     )
+
+
+@app.command("check-release")
+def check_release(
+    db: Annotated[Path, typer.Option("--db", help="The new build.")] = Path("posts.db"),
+    previous: Annotated[
+        Optional[Path],
+        typer.Option("--previous", help="The build that is published now; if missing, the new one is judged alone."),
+    ] = None,
+    max_drop: Annotated[
+        float, typer.Option("--max-drop", min=0, max=1, help="The largest fall in articles allowed, as a fraction.")
+    ] = 0.03,
+):
+    """Refuse (exit 1) a build that should not be published: a failed integrity check, no
+    articles, more than --max-drop fewer articles than the previous build, or a kind of
+    problem the previous build did not have."""
+    import sqlite3
+
+    from postsdb.release import check_release as judge_release
+
+    if not db.is_file():
+        err.print(f"Error: no such database: {db}", markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    try:
+        verdict = judge_release(db, previous, max_drop)
+    except sqlite3.Error as error:
+        err.print(f"Refused: cannot read a build: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    before = f"{verdict.previous.articles:,}" if verdict.previous else "no previous build"
+    out.print(
+        f"{verdict.current.articles:,} articles ({before}); "
+        f"{sum(verdict.current.problem_kinds.values())} problem(s) of {len(verdict.current.problem_kinds)} kind(s)",
+        markup=False,
+    )
+    for refusal in verdict.refusals:
+        err.print(f"Refused: {printable(refusal)}", markup=False, soft_wrap=True)
+    if not verdict.ok:
+        raise typer.Exit(1)
+    out.print("Fit to publish.")
 
 
 def check_sources(sources: list[Path]) -> None:
