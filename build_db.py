@@ -107,10 +107,12 @@ def package(
     db: Annotated[Path, typer.Option("--db", help="The database to publish.")] = Path("posts.db"),
     force: Annotated[bool, typer.Option("--force", help="Replace the folder if it is not empty.")] = False,
 ):
-    """Write a self-contained Docker build context for the site: a Dockerfile (python slim,
-    pinned dependencies, the same `datasette serve` as `serve`, on $PORT, default 8080), the
-    database, its inspect file, the metadata, plugins, templates and the postsdb package.
-    Deploy it with `docker build`, `fly deploy` or `gcloud run deploy --source`."""
+    """Write a self-contained Docker build context for the site into a folder.
+
+    A Dockerfile (python slim, pinned dependencies, the same `datasette serve` as `serve`,
+    on $PORT, default 8080), the database, its inspect file, the metadata, plugins,
+    templates and the postsdb package. Deploy it with `docker build`, `fly deploy` or
+    `gcloud run deploy --source`."""
     from postsdb.package import PackageError, package as write_package
 
     try:
@@ -138,9 +140,11 @@ def check_release(
         float, typer.Option("--max-drop", min=0, max=1, help="The largest fall in articles allowed, as a fraction.")
     ] = 0.03,
 ):
-    """Refuse (exit 1) a build that should not be published: a failed integrity check, no
-    articles, more than --max-drop fewer articles than the previous build, or a kind of
-    problem the previous build did not have."""
+    """Exit 1 if the build should not replace the published one.
+
+    It should not when it fails SQLite's integrity check, has no articles, has more than
+    --max-drop fewer articles than the previous build, or has a kind of problem the
+    previous build did not have."""
     import sqlite3
 
     from postsdb.release import check_release as judge_release
