@@ -129,12 +129,17 @@ def copy_item(source: Path, target: Path) -> None:
 
 def swap_into_place(staging: Path, target: Path) -> None:
     """Rename the finished context to `target`; an old `target` is renamed aside first and
-    removed only once the new one is in place."""
+    removed only once the new one is in place (and put back if it cannot be)."""
     os.chmod(staging, 0o755)  # mkdtemp makes it 0700
     if target.is_dir() and any(target.iterdir()):
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.absolute().parent))
         os.replace(target, old / target.name)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            os.replace(old / target.name, target)
+            old.rmdir()
+            raise
         shutil.rmtree(old)
     else:
         os.replace(staging, target)  # an empty folder is replaced in the same rename
