@@ -108,6 +108,19 @@ def test_requirements_pin_every_runtime_dependency_exactly(context):
     assert 'packages = ["postsdb"]' in pyproject and "\ndependencies" not in pyproject
 
 
+def test_versions_come_from_constraints_txt_when_the_project_has_one(tmp_path, monkeypatch):
+    import postsdb.package as package_module
+
+    constraints = tmp_path / "constraints.txt"
+    constraints.write_text("# pins\nDatasette==0.65.99  # a comment\nPyYAML==6.0.99\npytest==9.9.9\n\n")
+    monkeypatch.setattr(package_module, "CONSTRAINTS", constraints)
+    pins = dict(line.split("==") for line in package_module.pinned_requirements())
+    assert pins["datasette"] == "0.65.99" and pins["PyYAML"] == "6.0.99" and "pytest" not in pins
+    installed = dict(dependency_closure())
+    assert pins["nh3"] == installed["nh3"]  # not in the constraints: as installed
+    assert "(from constraints.txt)" in package_module.requirements_text(["datasette==0.65.99"])
+
+
 # --- writing it -------------------------------------------------------------------------
 
 
