@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from pathlib import Path
@@ -17,10 +18,40 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from postsdb.build import Summary, build as run_build, parse_or_reason, scan_sources
 
+
+class PlainHelp:
+    """--help names each value as the README does (`SOURCE`, `FILE`), never by its Python
+    type: typer prints a tag such as `<list[Path]>` or `<bool>` beside every parameter, and
+    lets a metavar replace it only for an option that takes a value. It has no setting for
+    the rest, so each parameter's type display is replaced as the command hands it out."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            param.display_type_rich = functools.partial(value_name, param)
+        return params
+
+
+def value_name(param, ctx=None) -> str | None:
+    if isinstance(param, TyperArgument) or getattr(param, "is_flag", False):
+        return None  # the name column already says it: SOURCE, --force
+    return param.metavar or param.name.upper()
+
+
+class PlainHelpGroup(PlainHelp, TyperGroup):
+    pass
+
+
+class PlainHelpCommand(PlainHelp, TyperCommand):
+    pass
+
+
 app = typer.Typer(
+    cls=PlainHelpGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
@@ -35,15 +66,17 @@ out = Console(highlight=False)
 SourcesArg = Annotated[
     Optional[list[Path]],
     typer.Argument(
+        metavar="SOURCE",
         help="Folders (scanned recursively) or files. Post files end in .md, .markdown, .html, .htm "
         "or .txt; other files are skipped and counted. Default: data/",
         show_default=False,
     ),
 ]
-DbOption = Annotated[Path, typer.Option("--db", help="The SQLite database to write.")]
+DbOption = Annotated[Path, typer.Option("--db", metavar="FILE", help="The SQLite database to write.")]
+ServedDbOption = Annotated[Path, typer.Option("--db", metavar="FILE", help="The SQLite database to serve.")]
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def build(
     sources: SourcesArg = None,
     db: DbOption = Path("posts.db"),
@@ -60,16 +93,18 @@ def build(
     build leaves the old one as it was."""
     sources = sources or [Path("data")]
     check_sources(sources)
+    existed = db.exists()
     with progress_bar() as bar:
         summary = run_build(sources, db, force=force, with_search=search, keep_if_problems=strict, progress=bar)
     print_problems(summary.problems)
-    print_summary(summary, db)
+    print_summary(summary, db, existed)
     if strict and summary.problems:
-        err.print(f"--strict: {len(summary.problems)} problem(s); {db} was left unchanged.")
+        kept = f"{db} was left unchanged" if existed else "no database was written"
+        err.print(f"--strict: {len(summary.problems)} problem(s); {kept}.", markup=False)
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def check(sources: SourcesArg = None):
     """Parse every post and print one line per problem (`path: reason`). Writes nothing.
     Exits 1 if there is any problem."""
@@ -89,11 +124,11 @@ def check(sources: SourcesArg = None):
         raise typer.Exit(1)
 
 
-@app.command()
+@app.command(cls=PlainHelpCommand)
 def serve(
-    db: DbOption = Path("posts.db"),
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8001,
+    db: ServedDbOption = Path("posts.db"),
+    host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8001,
 ):
     """Serve the database with Datasette and this project's metadata, plugins and settings."""
     from postsdb.serve import serve_database
@@ -211,13 +246,16 @@ def printable(text: str) -> str:
     return CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
-def print_summary(summary: Summary, db: Path) -> None:
-    action = "wrote" if summary.wrote else "left"
+def print_summary(summary: Summary, db: Path, existed: bool = True) -> None:
+    if summary.wrote:
+        outcome = f"wrote {db}"
+    else:  # only --strict with problems writes no database where there was none
+        outcome = f"left {db}" if existed else "no database written"
     out.print(
         f"{summary.added} added, {summary.changed} changed, {summary.unchanged} unchanged, "
         f"{summary.removed} removed; {len(summary.problems)} problem(s); "
         f"{summary.scanned} files scanned ({summary.skipped} skipped); "
-        f"{summary.seconds:.2f} s; {action} {db}",
+        f"{summary.seconds:.2f} s; {outcome}",
         markup=False,
         soft_wrap=True,
     )

@@ -1,7 +1,7 @@
 """The article page: `/posts/articles/<id>` shows the article as a reader reads it.
 
-Bodies live in `article_bodies`, so the row page of `articles` fetches its body here and
-`templates/row-posts-articles.html` renders it. The stored HTML was sanitized at build time;
+Bodies live in `article_bodies`, so the row page of `articles` fetches its body here, with
+the related articles (postsdb/related.py), and `templates/row-posts-articles.html` renders it. The stored HTML was sanitized at build time;
 it is put through the same allow-list again before it is marked safe, so a database built by
 anything else cannot bring scripts onto the page.
 """
@@ -16,6 +16,7 @@ from datasette.utils import urlsafe_components
 from markupsafe import Markup
 
 from postsdb.body import sanitize
+from postsdb.related import related_articles
 
 ARTICLE_SQL = """
 select articles.id, articles.title, articles.url, articles.published, articles.published_date,
@@ -40,7 +41,10 @@ def extra_template_vars(view_name, database, table, request, datasette):
             return {}
         rows = await db.execute(ARTICLE_SQL, {"id": pks[0]})
         row = rows.first()
-        return {"article": article(dict(row))} if row else {}
+        if not row:
+            return {}
+        related = await db.execute_fn(lambda conn: related_articles(conn, row["id"], row["title"]))
+        return {"article": article(dict(row)), "related": related}
 
     return article_vars
 

@@ -46,6 +46,57 @@ class PostError(ValueError):
     """A file that cannot become an article; the message says why."""
 
 
+# --- YAML, with its failures told in our words ---------------------------------------
+
+YAML_TAG_PREFIX = "tag:yaml.org,2002:"
+
+
+class FrontMatterLoader(SafeLoader):
+    """The safe loader, saying in our words what PyYAML and Python would otherwise say in
+    theirs ("could not determine a constructor for the tag …", "invalid literal for int()
+    with base 10"): a tag it does not load, and a value that does not fit its type."""
+
+
+def refuse_tag(loader, node):
+    raise PostError(
+        f"invalid YAML in front matter: the tag `{short_tag(node.tag)}` is not allowed "
+        "(only plain text, numbers, dates, lists and mappings are read)"
+    )
+
+
+def short_tag(tag: str) -> str:
+    """`!!python/name:os.system` as it was written, not as PyYAML spells it inside."""
+    tag = "!!" + tag[len(YAML_TAG_PREFIX) :] if tag.startswith(YAML_TAG_PREFIX) else tag
+    return one_line(tag)[:80]
+
+
+def checked(construct, tag: str):
+    """`construct`, failing with a PostError that names the value and what it should be."""
+
+    def construct_or_say_why(loader, node):
+        try:
+            return construct(loader, node)
+        except (ValueError, TypeError, OverflowError, AttributeError, LookupError) as error:
+            value = repr(one_line(node.value)[:60])
+            if tag != "timestamp":
+                raise PostError(f"invalid value in front matter: {value} does not fit its `!!{tag}` tag") from None
+            # Python's reason ("day is out of range for month") is kept: it says which part.
+            detail = f" ({one_line(error)})" if isinstance(error, (ValueError, OverflowError)) else ""
+            raise PostError(f"invalid value in front matter: {value} is not a real date or time{detail}") from None
+
+    return construct_or_say_why
+
+
+def register_constructors(loader: type) -> None:
+    loader.add_constructor(None, refuse_tag)  # None: any tag the safe loader does not know
+    for name in ("bool", "int", "float", "binary", "timestamp"):
+        tag = YAML_TAG_PREFIX + name
+        loader.add_constructor(tag, checked(SafeLoader.yaml_constructors[tag], name))
+
+
+register_constructors(FrontMatterLoader)
+
+
 @dataclass
 class Post:
     path: str
@@ -208,7 +259,7 @@ def load_yaml(raw: str) -> dict:
     nesting (the C loader recurses once per level, and deep enough it crashes)."""
     try:
         check_yaml_shape(raw)
-        meta = yaml.load(raw, Loader=SafeLoader)
+        meta = yaml.load(raw, Loader=FrontMatterLoader)
     except yaml.YAMLError as error:
         if nesting_depth(raw) > MAX_YAML_DEPTH:  # the parser may give up first, in its own words
             raise PostError(DEEP_YAML) from None
@@ -227,12 +278,20 @@ def load_yaml(raw: str) -> dict:
 
 
 def yaml_problem(error: yaml.YAMLError, raw: str) -> str:
-    """PyYAML's message, plus what it leaves unsaid when the culprit is a tab."""
+    """Where in the file, in our words, then PyYAML's description of the problem; and what
+    it leaves unsaid when the culprit is a tab."""
     mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if mark is None or not problem:
+        return one_line(error)
+    context = getattr(error, "context", None)
+    detail = one_line(f"{problem}, {context}" if context else problem)
+    # The front matter starts on the file's second line, after `---`.
+    where = f"line {mark.line + 2}, column {mark.column + 1}"
     lines = raw.split("\n")
-    if mark is not None and mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
-        return f"{one_line(error)} (a tab: YAML indents with spaces only)"
-    return one_line(error)
+    if mark.line < len(lines) and lines[mark.line][mark.column : mark.column + 1] == "\t":
+        return f"{where}: a tab: YAML indents with spaces only ({detail})"
+    return f"{where}: {detail}"
 
 
 def nesting_depth(raw: str) -> int:

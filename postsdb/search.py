@@ -32,6 +32,17 @@ CJK_RUN = re.compile(
 )
 # What the unicode61 tokenizer would keep as one token outside CJK runs.
 WORD = re.compile(r"[^\W_]+")
+# Every term of a query is one more phrase or prefix look-up in the index, ANDed with the
+# rest: `的 的 …` with 300 terms held the server for 1.5 s. Real searches are a few words
+# (a pasted headline is about 30 characters), so these bounds take nothing from a reader
+# and keep the costliest query short. The served site answers a longer one with a 400 that
+# says so (plugins/cjk_search.py); `fts_query` itself searches for its first part.
+MAX_QUERY_TERMS = 16
+MAX_QUERY_CHARS = 200
+QUERY_LIMIT_MESSAGE = (
+    f"Search is limited to {MAX_QUERY_TERMS} words and {MAX_QUERY_CHARS} characters. "
+    f"搜索最多 {MAX_QUERY_TERMS} 个词、{MAX_QUERY_CHARS} 个字符。"
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,14 +83,26 @@ def query_tokens(term: str) -> list[str]:
     return tokens
 
 
+def query_text(query) -> str:
+    """The query as text, trimmed; `escape_fts(5)` in ad-hoc SQL passes a number."""
+    return "" if query is None else str(query).strip()
+
+
+def within_limits(query) -> bool:
+    """Whether a reader's query is short enough to be searched as it is."""
+    text = query_text(query)
+    return len(text) <= MAX_QUERY_CHARS and len(text.split()) <= MAX_QUERY_TERMS
+
+
 def fts_query(query: str) -> str:
     """An FTS5 query meaning "contains every term". Never raises, never invalid.
 
     Terms are split on white space and ANDed; each term is one phrase. Input with no
-    searchable character gives a query that matches nothing.
+    searchable character gives a query that matches nothing. Past the limits, only the
+    first MAX_QUERY_CHARS characters and MAX_QUERY_TERMS terms are searched.
     """
     phrases = []
-    for term in (query or "").split():
+    for term in query_text(query)[:MAX_QUERY_CHARS].split()[:MAX_QUERY_TERMS]:
         tokens = query_tokens(term)
         if not tokens:
             continue

@@ -164,17 +164,17 @@ def write_front_matter_cases(add, folder: Path) -> None:
     add(
         "yaml-python-object.md",
         post("yaml-python-object.md", extra=f"x: !!python/object/apply:os.system ['touch {marker}']"),
-        problem("python/object/apply:os.system"),
+        problem("the tag `!!python/object/apply:os.system` is not allowed"),
     )
     add(
         "yaml-python-name.md",
         post("yaml-python-name.md", extra="layout2: !!python/object/new:subprocess.Popen [['touch', 'x']]"),
-        problem("invalid YAML"),
+        problem("the tag `!!python/object/new:subprocess.Popen` is not allowed"),
     )
     add(
         "yaml-python-tag-in-title.md",
         post("yaml-python-tag-in-title.md").replace('title: "', 'title: !!python/name:os.system "'),
-        problem("invalid YAML"),
+        problem("the tag `!!python/name:os.system` is not allowed"),
     )
     # The classic "billion laughs": nine levels of nine aliases.
     levels = ['l0: &l0 ["哈", "哈", "哈", "哈", "哈", "哈", "哈", "哈", "哈"]']
@@ -211,19 +211,19 @@ def write_date_cases(add) -> None:
     add("date-words.md", post("date-words.md", date="yesterday afternoon"), problem("not an ISO 8601 date"))
     add("date-long-blank-run.md", post("date-long-blank-run.md", date='"1' + " " * 60_000 + 'x"'), problem("not an ISO 8601 date"))
     add("date-slashes.md", post("date-slashes.md", date="2021/03/04"), problem("not an ISO 8601 date"))
-    add("date-february-30.md", post("date-february-30.md", date="2021-02-30"), problem("day is out of range"))
-    add("date-month-13.md", post("date-month-13.md", date="2021-13-01"), problem("month must be in 1..12"))
-    add("date-hour-25.md", post("date-hour-25.md", date="2021-03-04 25:00:00"), problem("hour must be in 0..23"))
+    add("date-february-30.md", post("date-february-30.md", date="2021-02-30"), problem("'2021-02-30' is not a real date"))
+    add("date-month-13.md", post("date-month-13.md", date="2021-13-01"), problem("'2021-13-01' is not a real date"))
+    add("date-hour-25.md", post("date-hour-25.md", date="2021-03-04 25:00:00"), problem("'2021-03-04 25:00:00' is not a real date"))
     add("date-quoted-impossible.md", post("date-quoted-impossible.md", date='"2021-02-30T00:00:00Z"'), problem("not an ISO 8601 date"))
     add("date-year-999.md", post("date-year-999.md", date="0999-01-01"), ARTICLE)
-    add("date-tag-nonsense.md", post("date-tag-nonsense.md", date="!!timestamp nonsense"), problem("does not fit its `!!` tag"))
-    add("yaml-bool-tag-maybe.md", post("yaml-bool-tag-maybe.md", extra="comments: !!bool maybe"), problem("does not fit its `!!` tag"))
-    add("yaml-int-tag-empty.md", post("yaml-int-tag-empty.md", extra="n: !!int ''"), problem("does not fit its `!!` tag"))
-    add("yaml-int-tag-letters.md", post("yaml-int-tag-letters.md", extra="n: !!int abc"), problem("invalid literal for int()"))
-    add("date-year-0.md", post("date-year-0.md", date="0000-01-01"), problem("year 0 is out of range"))
+    add("date-tag-nonsense.md", post("date-tag-nonsense.md", date="!!timestamp nonsense"), problem("'nonsense' is not a real date"))
+    add("yaml-bool-tag-maybe.md", post("yaml-bool-tag-maybe.md", extra="comments: !!bool maybe"), problem("'maybe' does not fit its `!!bool` tag"))
+    add("yaml-int-tag-empty.md", post("yaml-int-tag-empty.md", extra="n: !!int ''"), problem("'' does not fit its `!!int` tag"))
+    add("yaml-int-tag-letters.md", post("yaml-int-tag-letters.md", extra="n: !!int abc"), problem("'abc' does not fit its `!!int` tag"))
+    add("date-year-0.md", post("date-year-0.md", date="0000-01-01"), problem("'0000-01-01' is not a real date"))
     add("date-before-year-1.md", post("date-before-year-1.md", date="0001-01-01T00:00:00+01:00"), problem("out of range"))
     add("date-after-9999.md", post("date-after-9999.md", date="9999-12-31T23:59:59-01:00"), problem("out of range"))
-    add("date-offset-25h.md", post("date-offset-25h.md", date="2021-03-04T00:00:00+25:00"), problem("offset must be"))
+    add("date-offset-25h.md", post("date-offset-25h.md", date="2021-03-04T00:00:00+25:00"), problem("'2021-03-04T00:00:00+25:00' is not a real date"))
     add("date-number.md", post("date-number.md", date="1630923780"), problem("`date` is not a date"))
     add("date-boolean.md", post("date-boolean.md", date="yes"), problem("`date` is not a date"))
     add("date-list.md", post("date-list.md", date="[2021-03-04]"), problem("`date` is not a date"))

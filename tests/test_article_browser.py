@@ -43,8 +43,8 @@ def test_translated_article_shows_its_publication_and_topics(data_site, data_db,
     page.screenshot(path=str(tmp_path / f"article-{size[0]}.png"), full_page=True)
     page.locator(".article-publication a").click()
     page.wait_for_load_state("load")
-    titles = page.locator("td.col-publication").all_inner_texts()
-    assert titles and set(titles) == {"The Economist"}
+    publications = page.locator(".article-item-publication").all_inner_texts()
+    assert len(publications) == 7 and set(publications) == {"The Economist"}
 
 
 def test_byline_and_topics_on_a_phone(data_site, data_db, page):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -228,6 +229,21 @@ def test_cli_strict_exits_1_and_keeps_the_old_database(post_folder, tmp_path):
     assert result.exit_code == 1
     assert "bad.md: file is empty" in result.output
     assert db_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "command, names",
+    [([], []), (["build"], ["[SOURCE]...", "--db", "FILE"]), (["check"], ["[SOURCE]..."]), (["serve"], ["FILE", "ADDRESS", "PORT"])],
+    ids=["main", "build", "check", "serve"],
+)
+def test_help_names_values_as_a_person_would(command, names):
+    result = runner.invoke(build_db.app, [*command, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output and "--help" in result.output
+    assert all(name in result.output for name in names), result.output
+    # no Python type shows through: <list[Path]>, <path>, <bool>, <int>
+    assert "list[" not in result.output and "Path]" not in result.output, result.output
+    assert not re.findall(r"<[\w\[\], |]+>", result.output), result.output
 
 
 def test_cli_check_writes_nothing_and_reports(post_folder, tmp_path, monkeypatch):

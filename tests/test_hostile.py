@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import make_post
 from hostile import (
     ABSENT,
     ARTICLE,
@@ -297,6 +298,27 @@ def test_strict_exits_1_and_keeps_the_database(built):
     assert "1 added" in changed.summary and "left" in changed.summary, changed.summary
     assert sha256(built.db) == before
     assert not [p for p in built.db.parent.iterdir() if p != built.db]
+
+
+@pytest.mark.parametrize("db_existed", [True, False], ids=["database-kept", "no-database"])
+def test_strict_says_whether_it_kept_a_database_or_wrote_none(tmp_path, db_existed):
+    folder = tmp_path / "posts"
+    make_post(folder, "good.md")
+    db = tmp_path / "out" / "posts.db"
+    if db_existed:
+        assert run_cli("build", folder, "--db", db).returncode == 0
+        before = sha256(db)
+    (folder / "bad.md").write_text("---\ntitle: x\n---\n", encoding="utf-8")
+    done = run_cli("build", folder, "--db", db, "--strict")
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert done.problem_lines[0].startswith("bad.md: ")
+    if db_existed:
+        assert done.problem_lines[-1] == f"--strict: 1 problem(s); {db} was left unchanged."
+        assert done.summary.endswith(f"left {db}") and sha256(db) == before
+    else:
+        assert done.problem_lines[-1] == "--strict: 1 problem(s); no database was written."
+        assert done.summary.endswith("no database written")
+        assert not db.exists() and not list(db.parent.glob("*"))
 
 
 def listing(folder: Path) -> dict[str, tuple]:

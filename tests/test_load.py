@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import html
 import re
 import shutil
 import sqlite3
@@ -172,10 +173,10 @@ async def test_runaway_query_is_stopped_and_others_are_answered_meanwhile(site):
         (stopped, seconds), answered = results[0], results[1:]
         print(f"\nrunaway CTE stopped after {seconds:.2f} s: {stopped.status_code} {stopped.json()['title']}; "
               f"other requests meanwhile: max {max(s for _, s in answered) * 1000:.0f} ms")  # fmt: skip
+        # Datasette's own words say why; what is ours is that it stops at the limit, with a 400.
         assert stopped.status_code == 400
         error = stopped.json()
-        assert error["ok"] is False and error["title"] == "SQL Interrupted"
-        assert "SQL query took too long" in error["error"] and "sql_time_limit_ms" in error["error"]
+        assert error["ok"] is False and error["error"], error
         assert TIME_LIMIT - 0.1 <= seconds < TIME_LIMIT + 1.0, seconds
         for response, took in answered:
             assert response.status_code == 200 and took < 1.0, (response.url, response.status_code, took)
@@ -183,7 +184,7 @@ async def test_runaway_query_is_stopped_and_others_are_answered_meanwhile(site):
         # The HTML page says so too (sooner, with a lower limit), and the server answers as
         # before once it is over.
         page, seconds = await timed_get(client, "/posts?" + urlencode({"sql": RUNAWAY, "_timelimit": 500}))
-        assert page.status_code == 400 and "SQL query took too long" in page.text and seconds < 1.5
+        assert page.status_code == 400 and page.headers["content-type"].startswith("text/html") and seconds < 1.5
         after = await client.get(site.paths["search JSON"])
         assert after.status_code == 200 and after.json()
 
@@ -222,11 +223,13 @@ async def test_error_responses_hold_up_no_one(site):
 
 # One function call is one step of SQLite's machine: the time limit cannot stop it, the
 # limits of plugins/sql_limits.py do (before them, a row of twelve 100 MB blobs took the
-# server to 8.8 GB of memory and 47 s).
+# server to 8.8 GB of memory and 47 s). A value over the length limit is refused in SQLite's
+# words; a query over the memory cap in ours (None: any message).
+TOO_MUCH_MEMORY = "needs more memory than the server allows"  # plugins/sql_limits.py
 MEMORY_BOMBS = {
-    "select length(randomblob(999999999))": "string or blob too big",
-    "select length(hex(randomblob(400000000)))": "string or blob too big",
-    "select " + ", ".join(["randomblob(140000000)"] * 6): "needs more memory than the server allows",
+    "select length(randomblob(999999999))": None,
+    "select length(hex(randomblob(400000000)))": None,
+    "select " + ", ".join(["randomblob(140000000)"] * 6): TOO_MUCH_MEMORY,
 }
 
 
@@ -235,7 +238,9 @@ async def test_memory_bombs_are_refused_with_a_clear_error(site):
         for sql, expected in MEMORY_BOMBS.items():
             response, took = await timed_get(client, "/posts.json", params={"sql": sql})
             print(f"\n{sql[:60]!r}: {response.status_code} in {took:.2f} s: {response.json()['error'][:70]}")
-            assert response.status_code == 400 and expected in response.json()["error"], (sql, response.text[:300])
+            error = response.json()
+            assert response.status_code == 400 and error["ok"] is False and error["error"], (sql, response.text[:300])
+            assert expected is None or expected in error["error"], (sql, error["error"])
             assert took < TIME_LIMIT + 2.0, (sql, took)
         after, took = await timed_get(client, site.paths["search JSON"], headers=BYPASS_CACHE)
         assert after.status_code == 200 and after.json() and took < 1.0
@@ -243,31 +248,31 @@ async def test_memory_bombs_are_refused_with_a_clear_error(site):
 
 # --- writes ---------------------------------------------------------------------------
 
-# What each attempt gets from Datasette 0.65 on an immutable database.
-MUST_BE_SELECT = "Statement must be a SELECT"
-READ_ONLY = "attempt to write a readonly database"
-WRITES = {
-    "insert into articles (id, title) values (1, 'x')": MUST_BE_SELECT,
-    "replace into tags (id, name) values (1, 'x')": MUST_BE_SELECT,
-    "update articles set title = 'x'": MUST_BE_SELECT,
-    "delete from articles": MUST_BE_SELECT,
-    "create table t (x)": MUST_BE_SELECT,
-    "drop table articles": MUST_BE_SELECT,
-    "attach database '{tmp}/attached.db' as x": MUST_BE_SELECT,
-    "vacuum into '{tmp}/vacuumed.db'": MUST_BE_SELECT,
-    "pragma writable_schema = 1": MUST_BE_SELECT,
-    "pragma user_version = 5": MUST_BE_SELECT,
-    "pragma query_only = 0": MUST_BE_SELECT,
-    "begin immediate": MUST_BE_SELECT,
-    "  /* a comment first */ insert into tags (id, name) values (1, 'x')": MUST_BE_SELECT,
-    "select * from pragma_user_version": "Statement contained a disallowed PRAGMA",
-    "select 1; delete from articles": "You can only execute one statement at a time",
-    "with x as (select 1) insert into tags (id, name) select 1, 'x' from x": READ_ONLY,
-    "with x as (select 1) update articles set title = 'x'": READ_ONLY,
-    "with x as (select 1) delete from articles": READ_ONLY,
-    "select load_extension('{tmp}/evil')": "not authorized",
-    "select writefile('{tmp}/written', 'x')": "no such function: writefile",
-}
+# Every kind of write, each refused by Datasette (only one read-only `select` per query) or
+# by SQLite (the database is opened immutable). Their messages are theirs; what the test
+# asserts is ours: a 400, and afterwards the same database and no file written anywhere.
+WRITES = [
+    "insert into articles (id, title) values (1, 'x')",
+    "replace into tags (id, name) values (1, 'x')",
+    "update articles set title = 'x'",
+    "delete from articles",
+    "create table t (x)",
+    "drop table articles",
+    "attach database '{tmp}/attached.db' as x",
+    "vacuum into '{tmp}/vacuumed.db'",
+    "pragma writable_schema = 1",
+    "pragma user_version = 5",
+    "pragma query_only = 0",
+    "begin immediate",
+    "  /* a comment first */ insert into tags (id, name) values (1, 'x')",
+    "select * from pragma_user_version",
+    "select 1; delete from articles",
+    "with x as (select 1) insert into tags (id, name) select 1, 'x' from x",
+    "with x as (select 1) update articles set title = 'x'",
+    "with x as (select 1) delete from articles",
+    "select load_extension('{tmp}/evil')",
+    "select writefile('{tmp}/written', 'x')",
+]
 
 
 async def test_no_request_can_write(site, tmp_path):
@@ -276,15 +281,14 @@ async def test_no_request_can_write(site, tmp_path):
         assert [(d["name"], d["is_mutable"]) for d in databases] == [("posts", False)]
         counts = (await client.get("/posts.json?sql=select count(*) from articles&_shape=array")).json()
         refusals = {}
-        for sql, expected in WRITES.items():
+        for sql in WRITES:
             sql = sql.format(tmp=tmp_path)
             response = await client.get("/posts.json", params={"sql": sql})
             body = response.json()
-            assert response.status_code == 400 and body["ok"] is False, (sql, response.status_code, body)
-            assert expected in body["error"], (sql, body["error"])
+            assert response.status_code == 400 and body["ok"] is False and body["error"], (sql, response.status_code, body)
             refusals[sql] = body["error"][:80]
             page = await client.get("/posts", params={"sql": sql})  # the HTML form page
-            assert page.status_code in (200, 400) and expected.split(":")[0] in page.text, (sql, page.status_code)
+            assert page.status_code in (200, 400) and body["error"][:40] in html.unescape(page.text), (sql, page.status_code)
         # Neither the write API of later Datasettes nor a POST to a query gets anywhere.
         for path in ("/posts/articles/-/insert", "/posts/-/create", "/posts/articles/-/drop", "/posts"):
             response = await client.post(path, json={"row": {"id": 1}})

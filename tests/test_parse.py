@@ -162,6 +162,29 @@ def test_bad_front_matter_names_the_file_and_reason(post_folder, front, reason):
     assert str(raised.value).startswith("bad.md: ")
 
 
+@pytest.mark.parametrize(
+    "front, reason",
+    [
+        # where: the line and column in the file (the front matter starts on line 2)
+        ('title: "t"\nx: a: b\n', "invalid YAML in front matter: line 3, column 5: "),
+        ('title: "t"\nextra:\n\t- a\n', "invalid YAML in front matter: line 4, column 1: a tab: YAML indents with spaces only"),
+        # a tag the safe loader does not load, named as it was written
+        ("x: !!python/object/apply:os.system ['true']\n", "invalid YAML in front matter: the tag `!!python/object/apply:os.system` is not allowed"),
+        ("x: !local thing\n", "invalid YAML in front matter: the tag `!local` is not allowed"),
+        # a value that does not fit its type, named
+        ("n: !!int abc\n", "invalid value in front matter: 'abc' does not fit its `!!int` tag"),
+        ("ok: !!bool maybe\n", "invalid value in front matter: 'maybe' does not fit its `!!bool` tag"),
+        ("updated: 2021-02-30\n", "invalid value in front matter: '2021-02-30' is not a real date or time"),
+    ],
+)
+def test_yaml_problems_are_told_in_our_words(post_folder, front, reason):
+    path = post_folder / "bad.md"
+    path.write_text(f"---\n{front}---\n<p>x</p>\n")
+    with pytest.raises(PostError) as raised:
+        parse(path)
+    assert str(raised.value).startswith(f"bad.md: {reason}"), str(raised.value)
+
+
 def test_lazy_images_noscript_copies_and_relative_urls():
     html = """<article><div class="entry-content">
       <p>文字</p>

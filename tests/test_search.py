@@ -12,7 +12,8 @@ import sqlite3
 
 import pytest
 
-from postsdb.search import FTS_TABLE, ensure_index, fts_query, index_fields, insert, normalize
+from postsdb.search import FTS_TABLE, MAX_QUERY_CHARS, MAX_QUERY_TERMS, ensure_index, fts_query, index_fields, insert
+from postsdb.search import normalize, within_limits
 
 QUERIES = {
     "1 char": ["的", "港", "审", "腾", "墙", "鬼", "狄"],
@@ -121,6 +122,18 @@ def test_fts_query_shapes():
     assert fts_query("5G网络") == '("5g" + "网络")'
     assert fts_query("网络5G") == '("网络" + "络" + "5g"*)'
     assert fts_query("香港，微信") == '("香港" + "港" + "微信")'
+
+
+def test_query_limits_are_checked_and_fts_query_stays_total():
+    words = " ".join(["的"] * MAX_QUERY_TERMS)
+    assert within_limits(words) and within_limits("长" * MAX_QUERY_CHARS) and within_limits(None)
+    assert within_limits(f"  {words}  ")  # white space around the query is not counted
+    assert not within_limits(words + " 的") and not within_limits("长" * (MAX_QUERY_CHARS + 1))
+    # fts_query never refuses (ad-hoc SQL may call escape_fts with anything): it searches
+    # for the first MAX_QUERY_TERMS terms of the first MAX_QUERY_CHARS characters.
+    assert fts_query(" ".join(["的"] * 300)) == fts_query(words)
+    assert fts_query("长" * 300) == fts_query("长" * MAX_QUERY_CHARS)
+    assert fts_query(5) == '("5"*)'
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,10 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
+import re
+import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -220,7 +224,7 @@ def test_every_table_and_column_is_described(site_db):
 
 def test_bodies_render_as_html_at_table_level_only():
     posts = METADATA_DICT["databases"]["posts"]
-    assert set(METADATA_DICT.get("plugins", {})) == {"datasette-block-robots"} and "plugins" not in posts
+    assert "datasette-render-html" not in METADATA_DICT.get("plugins", {}) and "plugins" not in posts
     rendered = {
         name: table["plugins"]["datasette-render-html"]["columns"]
         for name, table in posts["tables"].items()
@@ -231,12 +235,11 @@ def test_bodies_render_as_html_at_table_level_only():
 
 async def test_articles_table_is_configured_for_readers(ds):
     data = await get_json(ds, "/posts/articles.json?_shape=objects")
-    assert data["human_description_en"] == "sorted by published descending"
     published = [row["published"] for row in data["rows"]]
     assert published == sorted(published, reverse=True) and len(published) == 4
     assert set(data["facet_results"]) == {"source", "publication", "author", "tags", "year"}
     table = METADATA_DICT["databases"]["posts"]["tables"]["articles"]
-    assert table["label_column"] == "title"
+    assert table["label_column"] == "title" and table["sort_desc"] == "published"
     assert (table["fts_table"], table["fts_pk"]) == ("articles_fts", "id")
     assert "searchmode" not in table
 
@@ -259,8 +262,9 @@ async def test_every_table_page_and_its_json(ds):
 async def test_articles_table_page_is_light_and_has_no_bodies(ds):
     page = await get_html(ds, "/posts/articles")
     assert len(page.encode()) < PAGE_LIMIT
-    assert RICH_SENTENCE not in page and "图一：图片说明文字" not in page
-    assert f'<a href="/posts/articles/{RICH_ID}">富文本测试：图片与链接</a>' in page  # title links to the article
+    assert "<figure" not in page and "<figcaption" not in page  # a line of text, never the body
+    assert f'<p class="article-item-line">{RICH_SENTENCE} 图一' in page
+    assert f'href="/posts/articles/{RICH_ID}">富文本测试：图片与链接</a>' in page  # title links to the article
     assert 'class="facet-info facet-posts-articles-source' in page or "facet-info" in page
     assert "search" in page  # full-text search box, from fts_table
 
@@ -312,16 +316,16 @@ async def test_article_bodies_table_renders_html_but_adhoc_sql_never_does(ds):
         assert response.status_code == 200
         assert "<img src=x onerror" not in response.text
         assert "&lt;p&gt;" in response.text or "&lt;img src=x onerror" in response.text
-    # a canned query that returns the body shows it escaped too
+    # the feed's page lists the articles; their bodies are for the .atom only
     canned = await get_html(ds, "/posts/feed")
-    assert "&lt;p&gt;" in canned and f"<p>{RICH_SENTENCE}</p>" not in canned
+    assert "富文本测试：图片与链接" in canned and RICH_SENTENCE not in canned and "<figure" not in canned
 
 
 async def test_search_box_finds_articles_through_the_fts_table(ds):
     rows = await get_json(ds, "/posts/articles.json?_search=富文本&_shape=array")
     assert [row["id"] for row in rows] == [RICH_ID]
     page = await get_html(ds, "/posts/articles?_search=富文本")
-    assert "富文本测试：图片与链接" in page and "第二篇样例文章" not in page
+    assert "<mark>富文本</mark>测试：图片与链接" in page and "第二篇样例文章" not in page
 
 
 # --- the response cache -----------------------------------------------------------
@@ -490,6 +494,31 @@ def test_build_db_serve_runs_datasette_as_configured(site_db, tmp_path):
     assert not (PROJECT / "inspect.json").exists() and not list(PROJECT.glob("*.inspect.json"))
 
 
+README_SITE = "http://127.0.0.1:8001"
+SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"  # the post in data/
+
+
+def readme_search_commands() -> list[str]:
+    """The README's curl commands for a search through the JSON API."""
+    readme = (PROJECT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"`(curl [^`]*_search[^`]*)`", readme)
+
+
+def test_readme_search_commands_work_as_written(data_db):
+    commands = readme_search_commands()
+    assert len(commands) == 2 and all(README_SITE in command for command in commands), commands
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    no_proxy = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}  # 127.0.0.1 only
+    with running_server(data_db) as base:
+        for command in commands:
+            args = shlex.split(command.replace(README_SITE, base))
+            done = subprocess.run(args, capture_output=True, text=True, encoding="utf-8", timeout=30, env=no_proxy)
+            assert done.returncode == 0, (command, done.stderr)
+            assert done.stdout.startswith("["), (command, done.stdout[:300])  # a 400 is an error page
+            assert SEED_TITLE in [row["title"] for row in json.loads(done.stdout)], command
+
+
 def test_build_db_serve_without_a_usable_database_says_so(tmp_path):
     result = subprocess.run(
         [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(tmp_path / "missing.db")],
@@ -521,7 +550,7 @@ async def test_corpus_table_page_is_under_150_kb(corpus_ds_files):
     ds = make_datasette(*corpus_ds_files)
     page = await get_html(ds, "/posts/articles")
     assert len(page.encode()) < PAGE_LIMIT, len(page.encode())
-    assert page.count('<tr>') >= SETTINGS["default_page_size"]
+    assert page.count('<li class="article-item">') == SETTINGS["default_page_size"]
 
 
 async def test_corpus_article_with_most_images_shows_them_all(corpus_ds_files):

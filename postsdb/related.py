@@ -1,0 +1,75 @@
+"""Related articles: those that share the article's topics first (rarer topics count more),
+then those that share the rarest words of its title and first lines (an FTS5 OR-query of
+their bigrams, ordered by bm25), never the article itself. Plain SQL on a sqlite3 connection, so the
+article page and the benchmark run the same lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from postsdb.search import FTS_TABLE, has_index, index_text
+
+RELATED = 5
+MAX_TOKENS = 32  # enough to find an article's neighbours, few enough to be quick
+LEAD_CHARS = 80  # the start of the body: a short title alone may share no word with anything
+
+BY_TOPIC = """
+select theirs.article_id
+from article_tags as mine
+join article_tags as theirs on theirs.tag_id = mine.tag_id and theirs.article_id != mine.article_id
+join (select tag_id, count(*) as articles from article_tags
+      where tag_id in (select tag_id from article_tags where article_id = :id) group by tag_id) as sizes
+  on sizes.tag_id = mine.tag_id
+where mine.article_id = :id
+group by theirs.article_id
+order by sum(1.0 / sizes.articles) desc, count(*) desc, theirs.article_id
+limit :limit
+"""
+BY_WORDS = f"""
+select rowid from {FTS_TABLE}
+where {FTS_TABLE} match :query and rowid != :id
+order by rank
+limit :limit
+"""
+LEAD = "select substr(body_text, 1, :chars) from article_bodies where article_id = :id"
+ARTICLES = """
+select id, title, published_date, source, publication, author from articles
+where id in (select value from json_each(:ids))
+"""
+
+
+def words_query(text: str) -> str | None:
+    """An FTS5 query matching any of the text's index tokens (OR), or None."""
+    tokens = []
+    for token in index_text(text).split():
+        token = re.sub(r'"', "", token)
+        if len(token) > 1 and token not in tokens:  # one character alone says little
+            tokens.append(token)
+    tokens = tokens[:MAX_TOKENS]
+    return " OR ".join(f'"{t}"' for t in tokens) if tokens else None
+
+
+def related_ids(conn, article_id: int, title: str, limit: int = RELATED) -> list[int]:
+    ids = [row[0] for row in conn.execute(BY_TOPIC, {"id": article_id, "limit": limit})]
+    if len(ids) >= limit or not has_index(conn):
+        return ids
+    lead = conn.execute(LEAD, {"chars": LEAD_CHARS, "id": article_id}).fetchone()
+    query = words_query(f"{title or ''}\n{lead[0] if lead and lead[0] else ''}")
+    if query:
+        for (other,) in conn.execute(BY_WORDS, {"query": query, "id": article_id, "limit": limit * 2}):
+            if other not in ids:
+                ids.append(other)
+            if len(ids) == limit:
+                break
+    return ids
+
+
+def related_articles(conn, article_id: int, title: str, limit: int = RELATED) -> list[dict]:
+    """The related articles, in order, as dicts of what a list of articles shows."""
+    ids = related_ids(conn, article_id, title, limit)
+    cursor = conn.execute(ARTICLES, {"ids": json.dumps(ids)})
+    columns = [c[0] for c in cursor.description]
+    rows = {row[0]: dict(zip(columns, row)) for row in cursor}
+    return [rows[i] for i in ids if i in rows]
