@@ -159,6 +159,12 @@ def pages(db: Path) -> list[tuple[str, str]]:
         ("article page", f"/posts/articles/{article}"),
         ("facet JSON", "/posts/articles.json?_facet=month&_size=0"),
         ("canned query", "/posts/articles_per_month.json?_shape=array"),
+        ("table search page (香港)", "/posts/articles?_search=%E9%A6%99%E6%B8%AF"),
+        ("search page, relevance (香港)", "/posts/search?q=%E9%A6%99%E6%B8%AF"),
+        ("search JSON, relevance (香港)", "/posts/search.json?q=%E9%A6%99%E6%B8%AF&_shape=array"),
+        ("feed page", "/posts/feed"),
+        ("Atom feed", "/posts/feed.atom"),
+        ("timeline", "/-/dashboards/archive"),
     ]
 
 
@@ -179,9 +185,9 @@ def run(db: Path, seconds: int) -> list[Result]:
 def report(db: Path, articles: int, seconds: int, results: list[Result]) -> bool:
     tool = "wrk -t2 -c8" if shutil.which("wrk") else f"asyncio httpx client, {CONNECTIONS} connections"
     print(f"database: {db.stat().st_size / 2**20:.1f} MB, {articles:,} articles; load: {tool}, {seconds} s per URL and cache mode")
-    print(f"{'URL':<28} {'cache':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>6}")
+    print(f"{'URL':<32} {'cache':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>6}")
     for r in results:
-        print(f"{r.label:<28} {r.cache:>5} {r.rps:>9.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.requests:>9,} {r.errors:>6}")
+        print(f"{r.label:<32} {r.cache:>5} {r.rps:>9.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.requests:>9,} {r.errors:>6}")
     table = next(r for r in results if r.label.startswith("table page") and r.cache == "on")
     errors = sum(r.errors for r in results)
     ok = table.rps >= TARGET_RPS and errors == 0

@@ -12,6 +12,8 @@ import json
 from datasette import hookimpl
 from markupsafe import Markup
 
+from postsdb.schema import tag_names
+
 from postsdb.snippet import highlight, snippet
 
 LINE_CHARS = 110
@@ -48,13 +50,5 @@ def card(row, body_text: str | None, search: str | None) -> dict:
         "source": row["source"],
         "publication": row["publication"],
         "author": row["author"],
-        "topics": topics(row["tags"]),
+        "topics": tag_names(row["tags"]),
     }
-
-
-def topics(raw: str | None) -> list[str]:
-    try:
-        value = json.loads(raw or "[]")
-    except ValueError:
-        return []
-    return [str(t) for t in value] if isinstance(value, list) else []

@@ -8,7 +8,6 @@ anything else cannot bring scripts onto the page.
 
 from __future__ import annotations
 
-import json
 from urllib.parse import unquote
 
 from datasette import hookimpl
@@ -17,6 +16,7 @@ from markupsafe import Markup
 
 from postsdb.body import sanitize
 from postsdb.related import related_articles
+from postsdb.schema import tag_names
 
 ARTICLE_SQL = """
 select articles.id, articles.title, articles.url, articles.published, articles.published_date,
@@ -53,16 +53,8 @@ def article(row: dict) -> dict:
     body_html = row.pop("body_html") or ""
     return {
         **row,
-        "tags": tag_list(row["tags"]),
+        "tags": tag_names(row["tags"]),
         "body": Markup(sanitize(body_html)),
         # Readers read 數字, not %E6%95%B8%E5%AD%97; the link itself keeps the exact URL.
         "url_display": unquote(row["url"] or "", errors="replace"),
     }
-
-
-def tag_list(raw: str | None) -> list[str]:
-    try:
-        tags = json.loads(raw or "[]")
-    except ValueError:
-        return []
-    return [str(tag) for tag in tags] if isinstance(tags, list) else []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 # Bump when a table changes shape: an older database is then rebuilt from scratch.
 SCHEMA_VERSION = 2  # 2: articles.publication, tags.kind, topics read from the page
 
@@ -134,6 +136,15 @@ def ensure_schema(db: "sqlite_utils.Database") -> None:
             unique = (table, *columns) in UNIQUE_INDEXES
             db[table].create_index(columns, unique=unique, if_not_exists=True)
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def tag_names(raw: str | None) -> list[str]:
+    """The names in an `articles.tags` value (a JSON array); [] for anything else."""
+    try:
+        value = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    return [str(name) for name in value] if isinstance(value, list) else []
 
 
 def schema_version(conn) -> int:

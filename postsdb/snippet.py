@@ -1,14 +1,15 @@
 """Why a search hit matched: its text around the first match, the matches in `<mark>`.
 
 The index matches normalized text (NFKC, Traditional → Simplified, lowercase), so the
-matches are found in the normalized text and marked in the original: searching 腾讯
-marks 騰訊. Offsets stay honest because the text is normalized piece by piece whenever
-normalizing it whole would change its length. Everything but the `<mark>` tags is
+matches are found in normalized text and marked in the original: searching 腾讯 marks
+騰訊. Offsets stay honest because the text is normalized character for character (see
+`normalized_with_offsets`), never in a way that moves what follows. Everything but the `<mark>` tags is
 HTML-escaped, whatever the text holds.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -18,6 +19,7 @@ from postsdb.search import CJK_RUN, WORD, _converter, normalize
 
 SNIPPET_CHARS = 100
 MAX_PIECES = 32
+CHUNK = 1500  # the text is searched a piece at a time: the first match is usually early
 
 
 def query_pieces(query: str) -> list[str]:
@@ -28,18 +30,48 @@ def query_pieces(query: str) -> list[str]:
     return sorted(pieces, key=lambda p: (-len(p), p))[:MAX_PIECES]
 
 
+@functools.lru_cache(maxsize=1)
+def one_to_one() -> dict[int, str]:
+    """NFKC and lowercase for every character whose normal form is one other character:
+    full-width ＶＰＮ is vpn, 﨑 is 崎. A table keeps every offset where it was; the few
+    characters that become several ("…" is "...") stay as they are."""
+    table = {}
+    for code in range(0x41, 0x10000):
+        if 0xD800 <= code < 0xE000:
+            continue
+        folded = unicodedata.normalize("NFKC", chr(code)).lower()
+        if len(folded) == 1 and folded != chr(code):
+            table[code] = folded
+    return table
+
+
 def normalized_with_offsets(text: str) -> tuple[str, list[int] | None]:
-    """The normalized text and, when its length differs from the text's, where each of
-    its characters came from (None: the same place)."""
-    whole = normalize(text)
-    if len(whole) == len(text):
-        return whole, None
-    chunks = [unicodedata.normalize("NFKC", char).lower() for char in text]
-    converted = _converter().convert("".join(chunks))
-    if len(converted) != sum(map(len, chunks)):
-        converted = "".join(_converter().convert(chunk) for chunk in chunks)
-    offsets = [i for i, chunk in enumerate(chunks) for _ in chunk]
-    return converted, offsets if len(offsets) == len(converted) else None
+    """The text as the index normalizes it, character for character, and where each
+    character came from (None: the same place, the common case)."""
+    folded = text.translate(one_to_one())
+    converted = _converter().convert(folded)
+    if len(converted) == len(folded):
+        return converted, None
+    chunks = [_converter().convert(char) for char in folded]  # a conversion that changed the length
+    return "".join(chunks), [i for i, chunk in enumerate(chunks) for _ in chunk]
+
+
+def pieces_pattern(pieces: list[str]) -> re.Pattern:
+    return re.compile("|".join(map(re.escape, pieces)))
+
+
+def first_match(text: str, pieces: list[str]) -> int | None:
+    """Where in `text` the first match of a piece starts, normalizing only as far as needed."""
+    if not pieces:
+        return None
+    pattern, overlap = pieces_pattern(pieces), 2 * max(map(len, pieces))
+    for start in range(0, len(text), CHUNK):
+        chunk = text[start : start + CHUNK + overlap]
+        normal, offsets = normalized_with_offsets(chunk)
+        match = pattern.search(normal)
+        if match:
+            return start + (offsets[match.start()] if offsets is not None else match.start())
+    return None
 
 
 def match_spans(text: str, pieces: list[str]) -> list[tuple[int, int]]:
@@ -47,7 +79,7 @@ def match_spans(text: str, pieces: list[str]) -> list[tuple[int, int]]:
     if not pieces or not text:
         return []
     normal, offsets = normalized_with_offsets(text)
-    pattern = re.compile("|".join(map(re.escape, pieces)))
+    pattern = pieces_pattern(pieces)
     spans = []
     for match in pattern.finditer(normal):
         start, end = match.start(), match.end()
@@ -81,8 +113,10 @@ def snippet(text: str | None, query: str | None, width: int = SNIPPET_CHARS) -> 
     """About `width` characters around the first match, escaped, matches marked; the
     text's start when nothing matches (a match in the title only)."""
     text = " ".join((text or "").split())
-    spans = match_spans(text, query_pieces(query or ""))
-    first = spans[0][0] if spans else 0
+    pieces = query_pieces(query or "")
+    first = first_match(text, pieces) or 0
     start = max(0, min(first - width // 3, len(text) - width))
     end = min(len(text), start + width)
-    return ("…" if start > 0 else "") + marked(text, spans, start, end) + ("…" if end < len(text) else "")
+    window = text[start:end]
+    body = marked(window, match_spans(window, pieces))
+    return ("…" if start > 0 else "") + body + ("…" if end < len(text) else "")
