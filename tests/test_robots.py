@@ -35,6 +35,7 @@ DISALLOWED_BY_PREFIX = [
     "/posts.db",
     "/-/versions",
     "/-/metadata.json",
+    "/-/dashboards/archive",
     "/posts/article_bodies",
     f"/posts/images?article_id={RICH_ID}",
     "/posts/links",
