@@ -3,6 +3,8 @@
     python build_db.py build data/          # data/ → posts.db
     python build_db.py check data/          # report problems, write nothing
     python build_db.py serve                # Datasette on http://127.0.0.1:8001/posts
+    python build_db.py package site         # a Docker build context for the site in site/
+    python build_db.py check-release --previous old.db   # fit to replace the published build?
 """
 
 from __future__ import annotations
@@ -132,6 +134,75 @@ def serve(
     from postsdb.serve import serve_database
 
     serve_database(db, host=host, port=port)
+
+
+@app.command()
+def package(
+    folder: Annotated[Path, typer.Argument(help="The folder to write the build context into.", show_default=False)],
+    db: Annotated[Path, typer.Option("--db", help="The database to publish.")] = Path("posts.db"),
+    force: Annotated[bool, typer.Option("--force", help="Replace the folder if it is not empty.")] = False,
+):
+    """Write a self-contained Docker build context for the site into a folder.
+
+    A Dockerfile (python slim, pinned dependencies, the same `datasette serve` as `serve`,
+    on $PORT, default 8080), the database, its inspect file, the metadata, plugins,
+    templates and the postsdb package. Deploy it with `docker build`, `fly deploy` or
+    `gcloud run deploy --source`."""
+    from postsdb.package import PackageError, package as write_package
+
+    try:
+        context = write_package(db, folder, force=force)
+    except PackageError as error:
+        err.print(f"Error: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    out.print(
+        f"Wrote {folder}: {context.files} files, {context.size / 1e6:.1f} MB, "
+        f"{len(context.requirements)} pinned packages. Try it: "
+        f"docker build -t posts {folder} && docker run -p 8080:8080 posts",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("check-release")
+def check_release(
+    db: Annotated[Path, typer.Option("--db", help="The new build.")] = Path("posts.db"),
+    previous: Annotated[
+        Optional[Path],
+        typer.Option("--previous", help="The build that is published now; if missing, the new one is judged alone."),
+    ] = None,
+    max_drop: Annotated[
+        float, typer.Option("--max-drop", min=0, max=1, help="The largest fall in articles allowed, as a fraction.")
+    ] = 0.03,
+):
+    """Exit 1 if the build should not replace the published one.
+
+    It should not when it fails SQLite's integrity check, has no articles, has more than
+    --max-drop fewer articles than the previous build, or has a kind of problem the
+    previous build did not have."""
+    import sqlite3
+
+    from postsdb.release import check_release as judge_release
+
+    if not db.is_file():
+        err.print(f"Error: no such database: {db}", markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    try:
+        verdict = judge_release(db, previous, max_drop)
+    except sqlite3.Error as error:
+        err.print(f"Refused: cannot read a build: {error}", markup=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    before = f"{verdict.previous.articles:,}" if verdict.previous else "no previous build"
+    out.print(
+        f"{verdict.current.articles:,} articles ({before}); "
+        f"{sum(verdict.current.problem_kinds.values())} problem(s) of {len(verdict.current.problem_kinds)} kind(s)",
+        markup=False,
+    )
+    for refusal in verdict.refusals:
+        err.print(f"Refused: {printable(refusal)}", markup=False, soft_wrap=True)
+    if not verdict.ok:
+        raise typer.Exit(1)
+    out.print("Fit to publish.")
 
 
 def check_sources(sources: list[Path]) -> None:

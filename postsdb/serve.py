@@ -1,7 +1,8 @@
 """Serve posts.db with Datasette and this project's metadata, plugins, templates and settings.
 
 `datasette_args()` is the one place the command line is put together: `serve_database`
-runs it, the tests and the benchmark run it, and the README shows it.
+runs it, the tests and the benchmark run it, the README shows it, and `container_command`
+turns it into the CMD of the image that `build_db.py package` writes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -26,6 +28,14 @@ PROJECT = Path(__file__).resolve().parent.parent
 METADATA = PROJECT / "metadata.yml"
 PLUGINS = PROJECT / "plugins"
 TEMPLATES = PROJECT / "templates"
+# What Datasette reads besides the database, as (flag, name in the project folder).
+# `build_db.py package` copies exactly these into a site's build context.
+CONFIGURATION = (("--metadata", METADATA.name), ("--plugins-dir", PLUGINS.name), ("--template-dir", TEMPLATES.name))
+
+# In a container the platform chooses the port: Cloud Run sets $PORT, Fly and plain
+# `docker run` use the default. A shell word, expanded when the container starts.
+CONTAINER_PORT = 8080
+PORT_FROM_ENV = f'"${{PORT:-{CONTAINER_PORT}}}"'
 
 # Datasette 0.65 reads settings from --setting flags (or a config dir), never metadata.yml.
 SETTINGS = {
@@ -58,21 +68,37 @@ def setting_flags(settings: dict = SETTINGS) -> list[str]:
     return flags
 
 
-def datasette_args(db: Path, inspect_file: Path, host: str = "127.0.0.1", port: int = 8001) -> list[str]:
-    """The arguments after `datasette`: serve `db` immutable with the project's configuration."""
-    args = ["serve", "-i", str(db), "--inspect-file", str(inspect_file), "--metadata", str(METADATA)]
-    args += ["--plugins-dir", str(PLUGINS)]
-    if TEMPLATES.is_dir():
-        args += ["--template-dir", str(TEMPLATES)]
+def configuration() -> list[tuple[str, str]]:
+    """The configuration flags and the names they take, for what the project has."""
+    return [(flag, name) for flag, name in CONFIGURATION if (PROJECT / name).exists()]
+
+
+def datasette_args(
+    db: Path, inspect_file: Path, host: str = "127.0.0.1", port: int | str = 8001, root: Path = PROJECT
+) -> list[str]:
+    """The arguments after `datasette`: serve `db` immutable with the project's configuration,
+    read from `root`: the project, or a folder that holds copies of it (`Path(".")` gives
+    paths relative to the folder the command runs in). `port` may be PORT_FROM_ENV."""
+    args = ["serve", "-i", str(db), "--inspect-file", str(inspect_file)]
+    for flag, name in configuration():
+        args += [flag, str(root / name)]
     return args + setting_flags() + ["--cors", "--host", host, "--port", str(port)]
 
 
 def plain_commands(db: str = "posts.db", inspect_file: str = "inspect.json", port: int = 8001) -> str:
     """What `build_db.py serve` amounts to, as plain `datasette` commands run from the project
     folder: for the README, which shows exactly this text."""
-    args = datasette_args(Path(db), Path(inspect_file), "127.0.0.1", port)
-    args = [str(Path(a).relative_to(PROJECT)) if a.startswith(str(PROJECT)) else a for a in args]
+    args = datasette_args(Path(db), Path(inspect_file), "127.0.0.1", port, root=Path("."))
     return f"datasette inspect {db} --inspect-file {inspect_file}\ndatasette {' '.join(args)}"
+
+
+def container_command(db: str = "posts.db", inspect_file: str = "inspect.json") -> list[str]:
+    """The image's CMD: what `build_db.py serve` runs, from the build context's copies of the
+    configuration, on every interface and on $PORT. `exec` makes Datasette the container's
+    main process, so the platform's stop signal reaches it."""
+    args = datasette_args(Path(db), Path(inspect_file), "0.0.0.0", PORT_FROM_ENV, root=Path("."))
+    words = [arg if arg == PORT_FROM_ENV else shlex.quote(arg) for arg in ["datasette", *args]]
+    return ["sh", "-c", "exec " + " ".join(words)]
 
 
 def inspect_path(db: Path) -> Path:
@@ -81,14 +107,15 @@ def inspect_path(db: Path) -> Path:
     return Path(tempfile.gettempdir()) / "posts-db-inspect" / f"{db.stem}-{key}.json"
 
 
-def write_inspect_file(db: Path, target: Path | None = None) -> Path:
+def write_inspect_file(db: Path, target: Path | None = None, cwd: Path | None = None) -> Path:
     """Run `datasette inspect`: the file's hash and every table's row count, so an immutable
-    database is never counted again while it is served."""
-    target = target or inspect_path(db)
+    database is never counted again while it is served. The file records `db` as given: a
+    relative `db` (with `cwd`) keeps absolute paths out of it."""
+    target = (target or inspect_path(db)).absolute()
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}")
     subprocess.run(
-        [sys.executable, "-m", "datasette", "inspect", str(db), "--inspect-file", str(partial)], check=True
+        [sys.executable, "-m", "datasette", "inspect", str(db), "--inspect-file", str(partial)], check=True, cwd=cwd
     )
     os.replace(partial, target)
     return target

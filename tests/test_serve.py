@@ -29,7 +29,7 @@ from datasette.app import Datasette
 from postsdb.build import build
 from postsdb.parse import article_id
 from postsdb.serve import METADATA, PLUGINS, PROJECT, SETTINGS, TEMPLATES, datasette_args, inspect_path
-from postsdb.serve import plain_commands, running_server, write_inspect_file
+from postsdb.serve import PORT_FROM_ENV, container_command, plain_commands, running_server, write_inspect_file
 
 DATA = PROJECT / "data"
 METADATA_DICT = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
@@ -176,6 +176,15 @@ def test_command_line_carries_every_setting_and_the_configuration(tmp_path):
     flags = {args[i + 1]: args[i + 2] for i, arg in enumerate(args) if arg == "--setting"}
     assert set(flags) == set(SETTINGS)
     assert flags["suggest_facets"] == "off" and flags["allow_download"] == "on"
+
+
+def test_container_command_is_the_same_command_on_port_from_the_environment():
+    shell, flag, script = container_command()
+    assert (shell, flag) == ("sh", "-c") and script.startswith("exec datasette serve ")
+    local = datasette_args(Path("posts.db"), Path("inspect.json"), "0.0.0.0", 1234, root=Path("."))
+    assert script == "exec datasette " + " ".join(local).replace("--port 1234", f"--port {PORT_FROM_ENV}")
+    assert PORT_FROM_ENV == '"${PORT:-8080}"'
+    assert not [word for word in script.split() if word.startswith("/") or ".." in word]
 
 
 def test_readme_shows_the_plain_datasette_command():
