@@ -33,7 +33,9 @@ def prepare_connection(conn):
     conn.create_function("escape_fts", 1, fts_query, deterministic=True)
 
 
-@hookimpl
+# tryfirst: inside the security headers and the cache (see plugins/security_headers.py), so
+# the refusal page carries the Content-Security-Policy too.
+@hookimpl(tryfirst=True)
 def asgi_wrapper(datasette):
     def wrap(app):
         canned = canned_search_parameters(datasette)
