@@ -78,10 +78,11 @@ def route_path(datasette, scope) -> str:
 
 async def check_request(datasette, tables: "TableInfo", scope) -> None:
     pairs = query_pairs(scope)
+    check_no_nul(pairs)  # on every page, Datasette's own and plugins' (/-/…) too
     path = route_path(datasette, scope)
     max_rows = datasette.setting("max_returned_rows")
     if path.startswith("/-/"):
-        return check_no_nul(pairs)  # Datasette's own pages and plugins' pages: no NUL anywhere
+        return
     for pattern in (DATABASE_PAGE, TABLE_PAGE, ROW_PAGE):
         if match := pattern.match(path):
             break
@@ -113,16 +114,20 @@ async def check_where(datasette, db, table: Table, pairs) -> None:
         return  # Datasette refuses `_where` itself to whoever may not run SQL
     for value in wheres:
         sql = f"explain select * from {escape_sqlite(table.name)} where {value} limit 0"
+
+        def prepare(conn, sql=sql):
+            conn.execute(sql)  # preparing the statement is the check; its rows (opcodes) are not needed
+
         try:
-            # Preparing the statement is the check; its rows (the VM's opcodes) are not needed.
-            await db.execute_fn(lambda conn: conn.execute(sql) and None)
+            await db.execute_fn(prepare)
         except (sqlite3.Error, sqlite3.Warning, OverflowError, ValueError) as error:
             raise BadParameter("_where", value, f"is not a condition SQLite can use on {table.name} ({error})") from None
 
 
 class TableInfo:
-    """What postsdb.params needs to know about a table, read through Datasette; kept for
-    immutable databases (their schema cannot change while they are served)."""
+    """What postsdb.params needs to know about a table, read through Datasette; kept for the
+    tables of immutable databases (their schema cannot change while they are served), never
+    for names that are not tables (a client could make up any number of those)."""
 
     def __init__(self, datasette):
         self.datasette = datasette
@@ -135,7 +140,7 @@ class TableInfo:
         if key in self.known:
             return self.known[key]
         table = await self.read(db, name)
-        if not db.is_mutable:
+        if table is not None and not db.is_mutable:
             self.known[key] = table
         return table
 

@@ -1,12 +1,13 @@
 """What the URL parameters of Datasette 0.65's table, row and query pages may be.
 
 Datasette reads many of its parameters without checking them, and a bad value becomes a
-500: `int()` of `_timelimit`, a JSON parse of `_through` or of a `_facet` config, "Cannot
-sort table by …" raised as a server error, an unbound `__in` list. Others are silently
-ignored (`title__nope=1`, a filter on a column that does not exist, `_sort=x&_next=junk`),
-so a mistyped URL returns rows it did not ask for. `check_table`, `check_row` and
-`check_query` raise `BadParameter`, naming the parameter and what it may be, for every value
-Datasette would fail on or ignore; plugins/bad_params.py answers those with a 400 before
+500: `int()` of `_timelimit`, a JSON parse of `_through` or of a `_facet` configuration,
+"Cannot sort table by …" raised as a server error, an `__in` list holding a value SQLite
+cannot bind. Others are silently ignored (`title__nope=1`; a filter on a column that does
+not exist, which SQLite reads as a string; a `_next` token of the wrong shape), so a
+mistyped URL returns rows it did not ask for. `check_table`, `check_row` and `check_query`
+raise `BadParameter`, naming the parameter and what it may be, for the values Datasette
+would fail on or quietly ignore; plugins/bad_params.py answers those with a 400 before
 Datasette sees them. Parameters nobody knows (`_foo`, a name a canned query does not use)
 are left alone, as Datasette leaves them.
 
