@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
-from datasette import Response, hookimpl
+from datasette import hookimpl
 
+from postsdb.errors import error_response
 from postsdb.search import QUERY_LIMIT_MESSAGE, fts_query, within_limits
 
 # A parameter of a canned query's SQL that goes through the search function.
@@ -32,7 +33,9 @@ def prepare_connection(conn):
     conn.create_function("escape_fts", 1, fts_query, deterministic=True)
 
 
-@hookimpl
+# tryfirst: inside the security headers and the cache (see plugins/security_headers.py), so
+# the refusal page carries the Content-Security-Policy too.
+@hookimpl(tryfirst=True)
 def asgi_wrapper(datasette):
     def wrap(app):
         canned = canned_search_parameters(datasette)
@@ -79,12 +82,6 @@ def searches(scope, canned: dict[tuple[str, str], set[str]]) -> list[str]:
 
 async def refuse(datasette, scope, send) -> None:
     """A 400 shaped like Datasette's own errors: JSON for .json URLs, the error page otherwise."""
-    info = {"ok": False, "error": QUERY_LIMIT_MESSAGE, "status": 400, "title": "搜索过长 · Search too long"}
-    headers = {"Access-Control-Allow-Origin": "*"} if datasette.cors else {}
-    if scope.get("path", "").endswith(".json"):
-        response = Response.json(info, status=400, headers=headers)
-    else:
-        template = datasette.jinja_env.select_template(["400.html", "error.html"])
-        context = dict(info, urls=datasette.urls, app_css_hash=datasette.app_css_hash(), menu_links=lambda: [])
-        response = Response.html(await template.render_async(context), status=400, headers=headers)
+    title = "搜索过长 · Search too long"
+    response = await error_response(datasette, scope.get("path", ""), 400, QUERY_LIMIT_MESSAGE, title)
     await response.asgi_send(send)

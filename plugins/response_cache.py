@@ -90,7 +90,10 @@ def cache_seconds(start: dict) -> int:
     return min(int(match.group(1)), MAX_KEEP_SECONDS)
 
 
-@hookimpl
+# trylast: the outermost wrapper (Datasette wraps its app with each hook's result in call
+# order, and trylast hooks are called last), so what it stores is the response exactly as
+# the other wrappers left it: a page and the Content-Security-Policy that matches its nonce.
+@hookimpl(trylast=True)
 def asgi_wrapper(datasette):
     def wrap(app):
         cache = ResponseCache()

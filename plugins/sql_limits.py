@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from datasette import Response, hookimpl
+from datasette import hookimpl
+
+from postsdb.errors import error_response
 
 MAX_VALUE = 160 * 1024 * 1024
 MAX_HEAP = 768 * 1024 * 1024
@@ -43,12 +45,6 @@ def handle_exception(datasette, request, exception):
         return None
 
     async def too_much_memory():
-        info = {"ok": False, "error": TOO_MUCH_MEMORY, "status": 400, "title": "SQL query used too much memory"}
-        headers = {"Access-Control-Allow-Origin": "*"} if datasette.cors else {}
-        if request.path.endswith(".json"):
-            return Response.json(info, status=400, headers=headers)
-        template = datasette.jinja_env.select_template(["400.html", "error.html"])
-        context = dict(info, urls=datasette.urls, app_css_hash=datasette.app_css_hash(), menu_links=lambda: [])
-        return Response.html(await template.render_async(context), status=400, headers=headers)
+        return await error_response(datasette, request.path, 400, TOO_MUCH_MEMORY, "SQL query used too much memory")
 
     return too_much_memory
