@@ -241,7 +241,9 @@ async def test_memory_bombs_are_refused_with_a_clear_error(site):
             error = response.json()
             assert response.status_code == 400 and error["ok"] is False and error["error"], (sql, response.text[:300])
             assert expected is None or expected in error["error"], (sql, error["error"])
-            assert took < TIME_LIMIT + 2.0, (sql, took)
+            # Bounded, not timed: before the limits these ran for 47 s. (A quiet machine takes
+            # about 2.5 s; a busy one has taken 4.)
+            assert took < TIME_LIMIT + 6.0, (sql, took)
         after, took = await timed_get(client, site.paths["search JSON"], headers=BYPASS_CACHE)
         assert after.status_code == 200 and after.json() and took < 1.0
 
