@@ -131,6 +131,11 @@ def insert(conn, article_id: int, fields: tuple[str, str]) -> None:
     conn.execute(f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)", (article_id, *fields))
 
 
+def insert_many(conn, rows: list[tuple[int, tuple[str, str]]]) -> None:
+    """Rows in ascending rowid order make FTS5 write one segment for all of them."""
+    conn.executemany(f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)", [(i, *f) for i, f in rows])
+
+
 def delete(conn, article_ids: list[int]) -> None:
     """A contentless index forgets a row only when told its exact tokens again, so they
     are recomputed from the stored text."""
