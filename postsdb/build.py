@@ -507,8 +507,9 @@ class Loader:
                 self.flush_search()
 
     def flush_search(self) -> None:
-        search.insert_many(self.conn, sorted(self.search_rows))
-        self.search_rows.clear()
+        if self.search_rows:
+            search.insert_many(self.conn, sorted(self.search_rows))
+            self.search_rows.clear()
 
     def finish(self) -> None:
         self.flush_search()
