@@ -14,6 +14,7 @@ import pytest
 
 from postsdb.search import FTS_TABLE, MAX_QUERY_CHARS, MAX_QUERY_TERMS, ensure_index, fts_query, index_fields, insert
 from postsdb.search import normalize, within_limits
+from postsdb.snippet import fold, one_to_one
 
 QUERIES = {
     "1 char": ["的", "港", "审", "腾", "墙", "鬼", "狄"],
@@ -146,3 +147,8 @@ def test_a_cjk_run_followed_by_more_in_the_query_matches(tmp_path, text, query):
     insert(conn, 1, index_fields("", text))
     assert fts_hits(conn, query) == {1}
     assert fts_query('"') == '""'
+
+
+@pytest.mark.parametrize("text", ["", "ＶＰＮ服務，﨑ABC…", "騰訊 Ｆａｃｅｂｏｏｋ：ＡＢ", "plain ascii", "Ǆ"])
+def test_the_snippet_fold_is_the_one_to_one_table(text):
+    assert fold(text) == text.translate(one_to_one())
