@@ -1,7 +1,7 @@
 """Chinese search in Datasette's own search box: `escape_fts` means "contains".
 
 Datasette runs `… match escape_fts(:search)` for `?_search=`; this replaces its SQL
-function with `postsdb.search.fts_query`, which speaks the index's language (bigrams of
+function with `postsdb.search.fts_query`, which speaks the index's language (characters of
 normalized text, see postsdb/search.py). `trylast=True` makes this registration run after
 Datasette's built-in one, so it is the one that stays.
 

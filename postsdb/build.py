@@ -352,6 +352,7 @@ def parse_or_reason(source_file: SourceFile) -> Post | str:
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARALLEL_FROM = 200  # fewer files than this are parsed in this process: no start-up cost
 BATCH = 64
+SEARCH_BATCH = 256  # rows for the search index held before they are written, in rowid order
 
 
 def prepare(source_file: SourceFile, with_search: bool) -> Post | str:
@@ -421,6 +422,10 @@ class Loader:
     def __init__(self, conn: sqlite3.Connection, with_search: bool):
         self.conn = conn
         self.with_search = with_search
+        # Rows for the search index, written a batch at a time in rowid order: FTS5 writes
+        # its pending terms out as a new segment whenever a rowid is lower than the last
+        # one, and article ids are hashes, so one at a time made a segment per article.
+        self.search_rows: list[tuple[int, tuple[str, str]]] = []
         self.kept = {
             article: (published, path)
             for path, article, published in self.conn.execute(
@@ -439,6 +444,7 @@ class Loader:
         keep = current is None or (post.published, post.path) > current
         if keep:
             if current is not None:
+                self.flush_search()  # the index must hold what is deleted from it
                 delete_articles(self.conn, [post.id])
             self.write_article(post)
             self.kept[post.id] = (post.published, post.path)
@@ -496,9 +502,17 @@ class Loader:
             "insert or ignore into article_tags (article_id, tag_id) values (?, ?)", [(post.id, t[0]) for t in tags]
         )
         if self.with_search:
-            search.insert(self.conn, post.id, post.search_fields or search.index_fields(post.title, body.text))
+            self.search_rows.append((post.id, post.search_fields or search.index_fields(post.title, body.text)))
+            if len(self.search_rows) >= SEARCH_BATCH:
+                self.flush_search()
+
+    def flush_search(self) -> None:
+        if self.search_rows:
+            search.insert_many(self.conn, sorted(self.search_rows))
+            self.search_rows.clear()
 
     def finish(self) -> None:
+        self.flush_search()
         self.conn.execute("delete from tags where id not in (select tag_id from article_tags)")
 
 

@@ -1,7 +1,7 @@
 """Related articles: those that share the article's topics first (rarer topics count more),
 then those that share the rarest words of its title and first lines (an FTS5 OR-query of
-their bigrams, ordered by bm25), never the article itself. Plain SQL on a sqlite3 connection, so the
-article page and the benchmark run the same lookup.
+their words and pairs of characters, ordered by bm25), never the article itself. Plain SQL
+on a sqlite3 connection, so the article page and the benchmark run the same lookup.
 """
 
 from __future__ import annotations
@@ -9,11 +9,20 @@ from __future__ import annotations
 import json
 import re
 
-from postsdb.search import FTS_TABLE, has_index, index_text
+from postsdb.search import CJK_RUN, FTS_TABLE, WORD, bigrams, has_index, normalize
 
 RELATED = 5
-MAX_TOKENS = 32  # enough to find an article's neighbours, few enough to be quick
+MAX_TOKENS = 16  # enough to find an article's neighbours, few enough to be quick
 LEAD_CHARS = 80  # the start of the body: a short title alone may share no word with anything
+# The most frequent characters of written Chinese: a pair with one of them says little about
+# a text, and its phrase costs the most (the index holds single characters, and these are in
+# nearly every article), so such pairs are left out of the query.
+COMMON = frozenset(
+    "的一是不了在人有我他这个们中来上大为和国地到以说时要就出会可也你对生能而子那得于着下自之"
+    "年过发后作里用道行所然家种事成方多经么去法学如都同现当没动面起看定天分还进好小部其些主样"
+    "理心她本前开但因只从想实日军者意无力它与长把机十民第公此已工使情明性知全三又关点正业外将两"
+    "高间由问很最重并物手应战向头文体政美相见被利什二等产或新己制身果加西斯月话合回特代内信表化"
+)
 
 BY_TOPIC = """
 select theirs.article_id
@@ -41,12 +50,18 @@ where id in (select value from json_each(:ids))
 
 
 def words_query(text: str) -> str | None:
-    """An FTS5 query matching any of the text's index tokens (OR), or None."""
+    """An FTS5 query matching any of the text's words (OR), or None: its Latin words, and
+    each pair of neighbouring CJK characters as a two-character phrase."""
+    normal, position, words = normalize(text), 0, []
+    for match in CJK_RUN.finditer(normal):
+        words.extend(WORD.findall(normal[position : match.start()]))
+        words.extend(" ".join(pair) for pair in bigrams(match.group(0)) if not COMMON.intersection(pair))
+        position = match.end()
+    words.extend(WORD.findall(normal[position:]))
     tokens = []
-    for token in index_text(text).split():
-        token = re.sub(r'"', "", token)
-        if len(token) > 1 and token not in tokens:  # one character alone says little
-            tokens.append(token)
+    for word in words:
+        if len(word) > 1 and word not in tokens:  # one character alone says little
+            tokens.append(word)
     tokens = tokens[:MAX_TOKENS]
     return " OR ".join(f'"{t}"' for t in tokens) if tokens else None
 

@@ -14,6 +14,7 @@ import build_db
 from conftest import SEED_PATH, SEED_URL, copy_corpus, make_post
 from postsdb.build import Loader, build
 from postsdb.schema import TABLES
+from postsdb.search import fts_query
 
 runner = CliRunner()
 
@@ -160,6 +161,28 @@ def test_revisions_keep_the_newest_and_list_every_file(post_folder, tmp_path):
     build([post_folder], db_path)
     assert rows(db_path, "select title, path from articles") == [("旧版", "old.md")]
     assert rows(db_path, "select path, status from article_files") == [("old.md", "kept")]
+
+
+def test_a_revision_replaced_in_one_build_leaves_only_the_newest_in_the_index(post_folder, tmp_path):
+    db_path = tmp_path / "posts.db"
+    url = "https://example.com/same"
+    make_post(post_folder, "a.md", title="旧版", date="2021-01-01T00:00:00Z", url=url)
+    make_post(post_folder, "b.md", title="新版", date="2021-01-02T00:00:00Z", url=url)
+    build([post_folder], db_path)
+    match = "select rowid from articles_fts where articles_fts match ?"
+    assert rows(db_path, match, (fts_query("旧版"),)) == []
+    assert rows(db_path, match, (fts_query("新版"),)) == rows(db_path, "select id from articles")
+
+
+def test_a_build_without_the_search_index_has_none_and_can_add_it(post_folder, tmp_path):
+    db_path = tmp_path / "posts.db"
+    make_post(post_folder, "a.md", title="甲", url="https://example.com/a")
+    assert build([post_folder], db_path, with_search=False).added == 1
+    assert rows(db_path, "select count(*) from sqlite_master where name = 'articles_fts'") == [(0,)]
+    assert build([post_folder], db_path).wrote
+    assert rows(db_path, "select rowid from articles_fts where articles_fts match ?", (fts_query("甲"),)) == rows(
+        db_path, "select id from articles"
+    )
 
 
 def test_tags_and_joins(post_folder, tmp_path):

@@ -43,7 +43,7 @@ def test_the_offline_search_snippet_finds_the_seed_article(data_db, tmp_path):
 
 def test_the_plain_sql_recipe_finds_the_seed_article(data_db):
     recipe = re.search(r"`… where articles_fts match '(.*?)'`", README).group(1)
-    assert recipe == '"腾讯"'
+    assert recipe == '"腾 讯"'
     sql = "select articles.title from articles_fts join articles on articles.id = articles_fts.rowid where articles_fts match ?"
     with contextlib.closing(sqlite3.connect(data_db)) as conn:
         titles = [title for (title,) in conn.execute(sql, (recipe,))]

@@ -14,6 +14,7 @@ import pytest
 
 from postsdb.search import FTS_TABLE, MAX_QUERY_CHARS, MAX_QUERY_TERMS, ensure_index, fts_query, index_fields, insert
 from postsdb.search import normalize, within_limits
+from postsdb.snippet import fold, one_to_one
 
 QUERIES = {
     "1 char": ["的", "港", "审", "腾", "墙", "鬼", "狄"],
@@ -115,13 +116,13 @@ def test_punctuation_and_operators_never_raise(corpus, query):
 
 
 def test_fts_query_shapes():
-    assert fts_query("微信") == '("微信")'
-    assert fts_query("腾讯公司") == '("腾讯" + "讯公" + "公司")'
-    assert fts_query("的") == '("的"*)'
-    assert fts_query("騰訊 VPN") == '("腾讯") AND ("vpn"*)'
-    assert fts_query("5G网络") == '("5g" + "网络")'
-    assert fts_query("网络5G") == '("网络" + "络" + "5g"*)'
-    assert fts_query("香港，微信") == '("香港" + "港" + "微信")'
+    assert fts_query("微信") == '("微" + "信")'
+    assert fts_query("腾讯公司") == '("腾" + "讯" + "公" + "司")'
+    assert fts_query("的") == '("的")'
+    assert fts_query("騰訊 VPN") == '("腾" + "讯") AND ("vpn"*)'
+    assert fts_query("5G网络") == '("5g" + "网" + "络")'
+    assert fts_query("网络5G") == '("网" + "络" + "5g"*)'
+    assert fts_query("香港，微信") == '("香" + "港" + "微" + "信")'
 
 
 def test_query_limits_are_checked_and_fts_query_stays_total():
@@ -146,3 +147,8 @@ def test_a_cjk_run_followed_by_more_in_the_query_matches(tmp_path, text, query):
     insert(conn, 1, index_fields("", text))
     assert fts_hits(conn, query) == {1}
     assert fts_query('"') == '""'
+
+
+@pytest.mark.parametrize("text", ["", "ＶＰＮ服務，﨑ABC…", "騰訊 Ｆａｃｅｂｏｏｋ：ＡＢ", "plain ascii", "Ǆ"])
+def test_the_snippet_fold_is_the_one_to_one_table(text):
+    assert fold(text) == text.translate(one_to_one())
