@@ -95,12 +95,12 @@ def clean_name(raw: str | None) -> str | None:
     return name
 
 
-def unique(named: list[Named]) -> list[Named]:
-    """First spelling wins; "China" and "china" are one topic."""
+def unique(items: list, name=lambda item: item.name, limit: int | None = MAX_NAMES) -> list:
+    """First spelling wins; "China" and "china" are one topic. At most `limit` items."""
     seen, kept = set(), []
-    for item in named:
-        key = item.name.casefold()
-        if key not in seen and len(kept) < MAX_NAMES:
+    for item in items:
+        key = name(item).casefold()
+        if key not in seen and (limit is None or len(kept) < limit):
             seen.add(key)
             kept.append(item)
     return kept

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 import yaml
 
 from postsdb.body import Body, extract_body, flatten_deep_nesting
-from postsdb.meta import PageMeta
+from postsdb.meta import PageMeta, unique
 from postsdb.sites import SITES, Site, site_for, strip_title_suffix
 
 try:  # the C loader is several times faster; fall back where libyaml is missing
@@ -144,7 +144,9 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
     author = clean_line(html.unescape(as_text(meta.get("author"), "author"))) or None
     if not body.text and not body.images:
         raise PostError("not an article: no text and no image after extraction (an index, category or empty page)")
-    topics = unique_topics(page_topics(body.page, site, url) + mirror_topics(categories, tags, source))
+    slug = site.publication.slug(url) if site.publication else None
+    topics = page_topics(body.page, site, slug) + mirror_topics(categories, tags, source)
+    topics = unique(topics, name=lambda topic: topic[1], limit=None)
     return Post(
         path=rel_path,
         sha256=hashlib.sha256(data).hexdigest(),
@@ -158,7 +160,7 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
         layout=as_text(meta.get("layout"), "layout") or None,
         feed_published=iso(epoch) if epoch else None,
         body=body,
-        publication=publication_of(url, body.page, site),
+        publication=publication_of(slug, body.page, site),
         topics=topics,
     )
 
@@ -180,10 +182,10 @@ def choose_author(front_matter: str | None, bylines: list[str], source: str | No
     return ", ".join(bylines) if bylines else front_matter
 
 
-def page_topics(page: PageMeta, site: Site, url: str) -> list[tuple[str, str]]:
+def page_topics(page: PageMeta, site: Site, slug: str | None) -> list[tuple[str, str]]:
     """The page's own categories and tags. A republisher's category that only names the
     publication is the publication, not a topic."""
-    publication_link = publication_category_path(site, url)
+    publication_link = publication_category_path(site, slug)
     categories = [c.name for c in page.categories if not (publication_link and link_path(c.href) == publication_link)]
     return [("category", name) for name in categories] + [("tag", t.name) for t in page.tags]
 
@@ -195,31 +197,21 @@ def mirror_topics(categories: list[str], tags: list[str], source: str | None) ->
     ]
 
 
-def unique_topics(topics: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    seen, kept = set(), []
-    for kind, name in topics:
-        if name.casefold() not in seen:
-            seen.add(name.casefold())
-            kept.append((kind, name))
-    return kept
-
-
-def publication_of(url: str, page: PageMeta, site: Site) -> str | None:
-    """Where a republished or translated piece first appeared; None for an original."""
-    rule = site.publication
-    slug = rule.slug(url) if rule else None
+def publication_of(slug: str | None, page: PageMeta, site: Site) -> str | None:
+    """Where a republished or translated piece first appeared (its URL's `slug`, see
+    sites.Publication); None for an original."""
     if slug is None:
         return None
-    if slug in rule.names:
-        return rule.names[slug]
-    category = publication_category_path(site, url)
+    if slug in site.publication.names:
+        return site.publication.names[slug]
+    category = publication_category_path(site, slug)
     named = [c.name for c in page.categories if link_path(c.href) == category]
     return named[0] if named else slug
 
 
-def publication_category_path(site: Site, url: str) -> str | None:
+def publication_category_path(site: Site, slug: str | None) -> str | None:
+    """The path of the category page that names the publication, as `link_path` spells it."""
     rule = site.publication
-    slug = rule.slug(url) if rule else None
     return rule.category_path.format(slug=slug).rstrip("/").lower() if slug and rule.category_path else None
 
 

@@ -127,10 +127,6 @@ def index_fields(title: str, body_text: str) -> tuple[str, str]:
     return index_text(title), index_text(body_text)
 
 
-def insert(conn, article_id: int, fields: tuple[str, str]) -> None:
-    conn.execute(f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)", (article_id, *fields))
-
-
 def insert_many(conn, rows: list[tuple[int, tuple[str, str]]]) -> None:
     """Rows in ascending rowid order make FTS5 write one segment for all of them."""
     conn.executemany(f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)", [(i, *f) for i, f in rows])

@@ -3,8 +3,8 @@
 The index matches normalized text (NFKC, Traditional → Simplified, lowercase), so the
 matches are found in normalized text and marked in the original: searching 腾讯 marks
 騰訊. Offsets stay honest because the text is normalized character for character (see
-`normalized_with_offsets`), never in a way that moves what follows. Everything but the `<mark>` tags is
-HTML-escaped, whatever the text holds.
+`normalized_with_offsets`), never in a way that moves what follows. Everything but the
+`<mark>` tags is HTML-escaped, whatever the text holds.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import sqlite3
 
 import pytest
 
-from postsdb.search import FTS_TABLE, MAX_QUERY_CHARS, MAX_QUERY_TERMS, ensure_index, fts_query, index_fields, insert
+from postsdb.search import FTS_TABLE, MAX_QUERY_CHARS, MAX_QUERY_TERMS, ensure_index, fts_query, index_fields, insert_many
 from postsdb.search import normalize, within_limits
 from postsdb.snippet import fold, one_to_one
 
@@ -144,7 +144,7 @@ def test_query_limits_are_checked_and_fts_query_stays_total():
 def test_a_cjk_run_followed_by_more_in_the_query_matches(tmp_path, text, query):
     conn = sqlite3.connect(tmp_path / "t.db")
     ensure_index(conn)
-    insert(conn, 1, index_fields("", text))
+    insert_many(conn, [(1, index_fields("", text))])
     assert fts_hits(conn, query) == {1}
     assert fts_query('"') == '""'
 
