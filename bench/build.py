@@ -43,6 +43,9 @@ from benchlib import (
     snapshot_code,
 )
 
+sys.path.insert(0, str(ROOT))
+from postsdb import search  # noqa: E402
+
 NAIVE_TARGET = 0.45  # build with the index / naive with its FTS
 NAIVE_AIM = 0.30
 INDEX_SIZE_TARGET = 0.8  # the index's pages / the rest of the database
@@ -142,7 +145,7 @@ def index_size(db: Path) -> tuple[int, int]:
     """The search index's pages, and the pages of everything else: the data it indexes."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
         index, total = conn.execute(
-            "select sum(case when name like 'articles_fts%' then pgsize else 0 end), sum(pgsize) from dbstat"
+            f"select sum(case when {search.index_pages_sql()} then pgsize else 0 end), sum(pgsize) from dbstat"
         ).fetchone()
     return index or 0, (total or 0) - (index or 0) or 1
 

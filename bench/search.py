@@ -25,7 +25,7 @@ sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests"), str(HERE)]
 
 from benchlib import make_corpus, original_posts  # noqa: E402
 from postsdb.build import build  # noqa: E402
-from postsdb.search import FTS_TABLE, fts_query  # noqa: E402
+from postsdb.search import FTS_TABLE, fts_query, index_pages_sql  # noqa: E402
 from postsdb.related import related_articles  # noqa: E402
 from postsdb.snippet import highlight, snippet  # noqa: E402
 from test_search import QUERIES  # noqa: E402
@@ -75,7 +75,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def index_share(conn: sqlite3.Connection) -> tuple[int, int]:
     total = conn.execute("select sum(pgsize) from dbstat").fetchone()[0]
-    fts = conn.execute("select sum(pgsize) from dbstat where name like ?", (f"{FTS_TABLE}%",)).fetchone()[0]
+    fts = conn.execute(f"select sum(pgsize) from dbstat where {index_pages_sql()}").fetchone()[0]
     return fts, total
 
 

@@ -1,6 +1,7 @@
 """Related articles: those that share the article's topics first (rarer topics count more),
 then those that share the rarest words of its title and first lines (an FTS5 OR-query of
-their words and pairs of characters, ordered by bm25), never the article itself. Plain SQL
+their words and pairs of characters against the same lead of every article, the small
+index `related_fts`, ordered by bm25), never the article itself. Plain SQL
 on a sqlite3 connection, so the article page and the benchmark run the same lookup.
 """
 
@@ -9,11 +10,10 @@ from __future__ import annotations
 import json
 import re
 
-from postsdb.search import CJK_RUN, FTS_TABLE, WORD, bigrams, has_index, normalize
+from postsdb.search import CJK_RUN, FTS_TABLE, LEAD_CHARS, RELATED_TABLE, WORD, bigrams, has_index, lead, normalize
 
 RELATED = 5
 MAX_TOKENS = 16  # enough to find an article's neighbours, few enough to be quick
-LEAD_CHARS = 80  # the start of the body: a short title alone may share no word with anything
 # The most frequent characters of written Chinese: a pair with one of them says little about
 # a text, and its phrase costs the most (the index holds single characters, and these are in
 # nearly every article), so such pairs are left out of the query.
@@ -36,12 +36,12 @@ group by theirs.article_id
 order by sum(1.0 / sizes.articles) desc, count(*) desc, theirs.article_id
 limit :limit
 """
-BY_WORDS = f"""
-select rowid from {FTS_TABLE}
-where {FTS_TABLE} match :query and rowid != :id
-order by rank
-limit :limit
-"""
+# Leads first; the whole texts only for an article whose lead shares no word with any other
+# (an English piece among Chinese ones, say), rarely enough that its cost does not count.
+BY_WORDS = [
+    f"select rowid from {table} where {table} match :query and rowid != :id order by rank limit :limit"
+    for table in (RELATED_TABLE, FTS_TABLE)
+]
 LEAD = "select substr(body_text, 1, :chars) from article_bodies where article_id = :id"
 ARTICLES = """
 select id, title, published_date, source, publication, author from articles
@@ -70,14 +70,14 @@ def related_ids(conn, article_id: int, title: str, limit: int = RELATED) -> list
     ids = [row[0] for row in conn.execute(BY_TOPIC, {"id": article_id, "limit": limit})]
     if len(ids) >= limit or not has_index(conn):
         return ids
-    lead = conn.execute(LEAD, {"chars": LEAD_CHARS, "id": article_id}).fetchone()
-    query = words_query(f"{title or ''}\n{lead[0] if lead and lead[0] else ''}")
-    if query:
-        for (other,) in conn.execute(BY_WORDS, {"query": query, "id": article_id, "limit": limit * 2}):
+    start = conn.execute(LEAD, {"chars": LEAD_CHARS, "id": article_id}).fetchone()
+    query = words_query(lead(title, start[0] if start else ""))
+    for sql in BY_WORDS if query else ():
+        for (other,) in conn.execute(sql, {"query": query, "id": article_id, "limit": limit * 2}):
             if other not in ids:
                 ids.append(other)
             if len(ids) == limit:
-                break
+                return ids
     return ids
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 # Bump when a table changes shape: an older database is then rebuilt from scratch.
-SCHEMA_VERSION = 3  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams
+SCHEMA_VERSION = 4  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles
 
 TABLES = {
     "articles": {

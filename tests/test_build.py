@@ -14,7 +14,7 @@ import build_db
 from conftest import SEED_PATH, SEED_URL, copy_corpus, make_post
 from postsdb.build import Loader, build
 from postsdb.schema import TABLES
-from postsdb.search import fts_query
+from postsdb.search import INDEX_TABLES, fts_query
 
 runner = CliRunner()
 
@@ -172,6 +172,37 @@ def test_a_revision_replaced_in_one_build_leaves_only_the_newest_in_the_index(po
     match = "select rowid from articles_fts where articles_fts match ?"
     assert rows(db_path, match, (fts_query("旧版"),)) == []
     assert rows(db_path, match, (fts_query("新版"),)) == rows(db_path, "select id from articles")
+
+
+def index_terms(db_path) -> dict[str, list]:
+    """Every token of both search indexes, with its row, column and offset."""
+    with sqlite3.connect(db_path) as conn:
+        dumps = {}
+        for table in INDEX_TABLES:
+            conn.execute(f"create virtual table temp.vocab_{table} using fts5vocab(main, {table}, instance)")
+            dumps[table] = conn.execute(f"select * from temp.vocab_{table} order by 1, 2, 3, 4").fetchall()
+    return dumps
+
+
+def test_an_incremental_build_leaves_the_indexes_as_a_fresh_build_would(post_folder, tmp_path):
+    long_body = "<p>" + "香港新闻自由的故事" * 40 + "</p>"  # longer than the lead the related index keeps
+    a = make_post(post_folder, "a.md", title="甲", url="https://example.com/a", body=long_body)
+    make_post(post_folder, "b.md", title="乙", url="https://example.com/b")
+    make_post(post_folder, "c.md", title="丙", url="https://example.com/c")
+    incremental = tmp_path / "incremental.db"
+    build([post_folder], incremental)
+
+    make_post(post_folder, "a.md", title="甲二", url="https://example.com/a", body="<p>" + "台北天气晴朗" * 60 + "</p>")
+    (post_folder / "b.md").unlink()
+    make_post(post_folder, "d.md", title="丁", url="https://example.com/d")
+    assert build([post_folder], incremental).wrote
+    fresh = tmp_path / "fresh.db"
+    build([post_folder], fresh)
+
+    terms = index_terms(incremental)
+    assert terms == index_terms(fresh)
+    gone = set("乙香港新闻自由的故事")  # b's title and a's old text, the lead's end included
+    assert all(terms.values()) and not gone & {row[0] for rows in terms.values() for row in rows}
 
 
 def test_a_build_without_the_search_index_has_none_and_can_add_it(post_folder, tmp_path):

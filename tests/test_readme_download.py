@@ -57,6 +57,7 @@ def test_the_sample_sizes_are_measured(data_db, tmp_path):
     shutil.copyfile(data_db, stripped)
     with contextlib.closing(sqlite3.connect(stripped)) as conn:
         conn.execute("drop table articles_fts")
+        conn.execute("drop table related_fts")
         conn.commit()
         conn.execute("vacuum")
     assert abs(stripped.stat().st_size - without_index) < SIZE_TOLERANCE

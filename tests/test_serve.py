@@ -28,6 +28,7 @@ from datasette.app import Datasette
 
 from postsdb.build import build
 from postsdb.parse import article_id
+from postsdb.search import INDEX_TABLES, LEAD_CHARS
 from postsdb.serve import METADATA, PLUGINS, PROJECT, SETTINGS, TEMPLATES, datasette_args, inspect_path
 from postsdb.serve import PORT_FROM_ENV, container_command, plain_commands, running_server, write_inspect_file
 
@@ -211,7 +212,7 @@ def test_every_table_and_column_is_described(site_db):
         names = [
             name
             for (name,) in conn.execute("select name from sqlite_master where type = 'table'")
-            if not name.startswith("sqlite_") and not name.startswith("articles_fts_")
+            if not name.startswith("sqlite_") and not any(name.startswith(f"{t}_") for t in INDEX_TABLES)
         ]
         for name in names:
             assert tables.get(name, {}).get("description"), f"table {name} has no description"
@@ -219,7 +220,8 @@ def test_every_table_and_column_is_described(site_db):
             described = tables[name].get("columns", {})
             missing = [c for c in columns if not described.get(c)]
             assert not missing, f"{name}: no description for {missing}"
-    assert "articles" in names and "articles_fts" in names
+    assert "articles" in names and set(INDEX_TABLES) <= set(names)
+    assert f"first {LEAD_CHARS} characters" in tables["related_fts"]["columns"]["lead"]
 
 
 def test_bodies_render_as_html_at_table_level_only():
