@@ -4,8 +4,10 @@ articles, and feeds whose entries a feed reader renders as HTML."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
 import sqlite3
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -13,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
+from postsdb.related import related_ids
 from postsdb.search import MAX_QUERY_CHARS, MAX_QUERY_TERMS
 from postsdb.snippet import highlight, snippet
 from test_serve import QUERIES, get_html, get_json, make_datasette
@@ -127,6 +130,21 @@ async def test_related_articles_share_topics_first(ds, corpus_db):
         first = int(re.search(r'href="/posts/articles/(\d+)"', section).group(1))
         (their_tags,) = conn.execute("select tags from articles where id = ?", (first,)).fetchone()
     assert set(json.loads(tags)) & set(json.loads(their_tags))
+
+
+def test_related_articles_come_from_the_whole_texts_when_the_leads_share_nothing(corpus_db, tmp_path):
+    # An English piece among Chinese ones; then the same from a database built before the
+    # lead index existed (or with it dropped): still five neighbours, never itself.
+    english = "A Border Town’s Second Gamble"
+    copy = tmp_path / "posts.db"
+    shutil.copyfile(corpus_db, copy)
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        (article_id,) = conn.execute("select id from articles where title = ?", (english,)).fetchone()
+        found = related_ids(conn, article_id, english)
+        conn.execute("drop table related_fts")
+        without_leads = related_ids(conn, article_id, english)
+    for ids in (found, without_leads):
+        assert len(set(ids)) == 5 and article_id not in ids, ids
 
 
 # --- canned queries and feeds ----------------------------------------------------------
