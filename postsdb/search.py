@@ -148,7 +148,7 @@ def index_fields(title: str, body_text: str) -> tuple[str, str, str]:
 def insert_many(conn, rows: list[tuple[int, tuple[str, str, str]]]) -> None:
     """Rows in ascending rowid order make FTS5 write one segment for all of them."""
     conn.executemany(f"insert into {FTS_TABLE} (rowid, title, body) values (?, ?, ?)", [(i, t, b) for i, (t, b, _) in rows])
-    conn.executemany(f"insert into {RELATED_TABLE} (rowid, lead) values (?, ?)", [(i, lead) for i, (_, _, lead) in rows])
+    conn.executemany(f"insert into {RELATED_TABLE} (rowid, lead) values (?, ?)", [(i, text) for i, (_, _, text) in rows])
 
 
 def delete(conn, article_ids: list[int]) -> None:
