@@ -13,8 +13,8 @@ makes the request personal, so Datasette renders the page every time). The load 
 `--seconds` (at most 20) and never leaves 127.0.0.1.
 
 Besides one URL at a time, a mix of distinct URLs (article pages, searches of the table and
-by relevance, filtered and faceted table pages: DISTINCT_URLS of them, shuffled, each load
-thread starting at a different point) measures what a repeated URL hides: every request is
+by relevance as pages and JSON, filtered and faceted table pages, facet JSON, a canned
+query: DISTINCT_URLS of them, shuffled, each load thread starting at a different point) measures what a repeated URL hides: every request is
 new to the response cache and to SQLite's page cache for its rows.
 
 Targets: the faceted articles table page, as served, at 100 requests/s or more; the distinct
@@ -217,12 +217,19 @@ def distinct_paths(db: Path, count: int = DISTINCT_URLS) -> list[str]:
         titles = [row[0] for row in conn.execute("select title from articles order by id")]
     words = sorted({pair for title in titles for pair in CJK_PAIR.findall(title or "")})
     rng = random.Random(20240601)
+    # The kinds the speed issue names, equally likely: searches (pages and JSON), filtered
+    # table pages, article pages, facet JSON and canned queries.
     makers = [
         lambda: f"/posts/articles/{rng.choice(ids)}",
         lambda: "/posts/articles?" + urlencode({"_search": rng.choice(words)}, quote_via=quote),
         lambda: "/posts/search?" + urlencode({"q": rng.choice(words)}, quote_via=quote),
+        lambda: "/posts/search.json?" + urlencode({"q": rng.choice(words), "_shape": "array"}, quote_via=quote),
         lambda: "/posts/articles?" + urlencode({"source": rng.choice(sources), "month": rng.choice(months)}, quote_via=quote),
         lambda: "/posts/articles?" + urlencode({"month": rng.choice(months), "_sort_desc": "published"}, quote_via=quote),
+        lambda: "/posts/articles.json?" + urlencode({"year": rng.choice(months)[:4], "_facet": "month", "_size": 0}, quote_via=quote)
+        + f"&source={quote(rng.choice(sources))}",
+        lambda: "/posts/latest_by_source.json?" + urlencode({"source": rng.choice(sources), "_shape": "array"}, quote_via=quote)
+        + f"&_size={rng.randint(5, 50)}",
     ]
     paths: dict[str, None] = {}
     for _ in range(count * 20):

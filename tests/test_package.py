@@ -101,7 +101,7 @@ def test_requirements_pin_every_runtime_dependency_exactly(context):
     constrained = constraint_pins()
     expected = {name: constrained.get(canonicalize_name(name), version) for name, version in dependency_closure()}
     assert pins == expected
-    for needed in ("datasette", "datasette-block-robots", "datasette-render-html", "datasette-atom", "OpenCC", "nh3"):
+    for needed in ("datasette", "datasette-block-robots", "datasette-dashboards", "datasette-atom", "OpenCC", "nh3"):
         assert needed in pins, needed
     assert pins["datasette"].startswith("0.65.") and "pytest" not in pins and "posts-db" not in pins
     pyproject = (context / "pyproject.toml").read_text()
@@ -180,7 +180,7 @@ def check_site(base: str, context: Path) -> None:
         robots = client.get("/robots.txt")
         assert robots.status_code == 200 and "Disallow: /*?" in robots.text
         plugins = {p["name"] for p in client.get("/-/plugins.json").json()}
-        assert {"article_page.py", "cjk_search.py", "datasette-block-robots", "datasette-render-html"} <= plugins
+        assert {"article_page.py", "cjk_search.py", "html_cells.py", "datasette-block-robots"} <= plugins
 
 
 def test_the_context_serves_the_site_from_a_fresh_virtualenv(data_db, tmp_path, capsys):

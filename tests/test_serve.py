@@ -152,7 +152,7 @@ def article_body_html(page: str) -> str:
 
 async def test_project_plugins_are_loaded(ds):
     names = {plugin["name"] for plugin in await get_json(ds, "/-/plugins.json")}
-    assert {"article_page.py", "datasette-render-html", "datasette-atom"} <= names
+    assert {"article_page.py", "html_cells.py", "datasette-atom"} <= names
 
 
 async def test_settings_are_in_force(ds):
@@ -224,15 +224,27 @@ def test_every_table_and_column_is_described(site_db):
     assert f"first {LEAD_CHARS} characters" in tables["related_fts"]["columns"]["lead"]
 
 
-def test_bodies_render_as_html_at_table_level_only():
-    posts = METADATA_DICT["databases"]["posts"]
-    assert "datasette-render-html" not in METADATA_DICT.get("plugins", {}) and "plugins" not in posts
-    rendered = {
-        name: table["plugins"]["datasette-render-html"]["columns"]
-        for name, table in posts["tables"].items()
-        if "datasette-render-html" in table.get("plugins", {})
-    }
-    assert rendered == {"article_bodies": ["body_html"]}
+async def test_bodies_render_as_html_on_their_table_page_only(ds, site_db):
+    with sqlite3.connect(site_db) as conn:
+        (article,) = conn.execute("select article_id from article_bodies where body_html like '%<p>%' limit 1").fetchone()
+    bodies = await get_html(ds, f"/posts/article_bodies?article_id={article}")
+    cell = bodies.split('<td class="col-body_html', 1)[1].split("</td>", 1)[0]
+    assert "<p>" in cell and "&lt;p&gt;" not in cell
+    query = await get_html(ds, f"/posts?sql=select+body_html+from+article_bodies+where+article_id={article}")
+    cell = query.split('<td class="col-body_html', 1)[1].split("</td>", 1)[0]
+    assert "&lt;p&gt;" in cell and "<p>" not in cell  # ad-hoc SQL shows the stored text, escaped
+
+
+def test_nothing_needs_the_blocked_markdown_plugin(site_db):
+    # plugins/html_cells.py blocks datasette-render-markdown: it renders columns named
+    # *_markdown and datasette-dashboards' markdown charts, and this site has neither.
+    with sqlite3.connect(site_db) as conn:
+        tables = [name for (name,) in conn.execute("select name from sqlite_master where type in ('table', 'view')")]
+        columns = [(t, row[1]) for t in tables for row in conn.execute(f"pragma table_info([{t}])")]
+    assert not [c for c in columns if c[1].endswith("_markdown")]
+    dashboards = METADATA_DICT["plugins"]["datasette-dashboards"]
+    charts = [chart for board in dashboards.values() for chart in board["charts"].values()]
+    assert charts and all(chart["library"] != "markdown" for chart in charts)
 
 
 async def test_articles_table_is_configured_for_readers(ds):
