@@ -32,15 +32,20 @@ def query_pieces(query: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1)
 def one_to_one() -> dict[int, str]:
-    """NFKC and lowercase for every character whose normal form is one other character:
-    full-width ＶＰＮ is vpn, 﨑 is 崎. A table keeps every offset where it was; the few
-    characters that become several ("…" is "...") stay as they are."""
+    """NFKC and lowercase for every letter, digit or ideograph whose normal form is one
+    other character: full-width ＶＰＮ is vpn, 﨑 is 崎. A table keeps every offset where it
+    was; the few characters that become several ("…" is "...") stay as they are.
+
+    Punctuation is left alone: what a query marks is only ever letters, digits and
+    ideographs (`query_pieces`), which "，" is not, folded to "," or not. Chinese text has
+    full-width punctuation every few characters, and each run folded costs a call."""
     table = {}
     for code in range(0x41, 0x10000):
         if 0xD800 <= code < 0xE000:
             continue
-        folded = unicodedata.normalize("NFKC", chr(code)).lower()
-        if len(folded) == 1 and folded != chr(code):
+        char = chr(code)
+        folded = unicodedata.normalize("NFKC", char).lower()
+        if len(folded) == 1 and folded != char and (WORD.fullmatch(char) or WORD.fullmatch(folded)):
             table[code] = folded
     return table
 
