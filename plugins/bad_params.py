@@ -221,8 +221,16 @@ def about_a_parameter(exception, path: str, pairs) -> tuple[str, str] | None:
     if isinstance(exception, (sqlite3.ProgrammingError, sqlite3.Warning)) and "one statement" in str(exception):
         return named(pairs, lambda k, v: k == "_where", "must be one SQL condition, not several statements")
     if isinstance(exception, OverflowError) or (isinstance(exception, BINDING_ERRORS) and "binding" in str(exception)):
-        return named(pairs, lambda k, v: JSON_PARAMETERS.match(k), "holds a value SQLite cannot compare a column with")
+        return named(
+            pairs, lambda k, v: JSON_PARAMETERS.match(k), "holds a value SQLite cannot compare a column with"
+        ) or named(  # a filter's whole number, which Datasette passes to SQLite as a number
+            pairs, lambda k, v: too_big_for_sqlite(v), "is a whole number too large for SQLite (64 bits)"
+        )
     return None
+
+
+def too_big_for_sqlite(value: str) -> bool:
+    return bool(re.fullmatch(r"\s*[-+]?\d+\s*", value)) and not -(2**63) <= int(value) < 2**63
 
 
 def datasette_error(exception: DatasetteError, path: str, pairs) -> tuple[str, str] | None:
