@@ -14,8 +14,9 @@ makes the request personal, so Datasette renders the page every time). The load 
 
 Besides one URL at a time, a mix of distinct URLs (article pages, searches of the table and
 by relevance as pages and JSON, filtered and faceted table pages, facet JSON, a canned
-query: DISTINCT_URLS of them, shuffled, each load thread starting at a different point) measures what a repeated URL hides: every request is
-new to the response cache and to SQLite's page cache for its rows.
+query: DISTINCT_URLS of them, shuffled, each load thread starting at a different point)
+measures what a repeated URL hides: every request is new to the response cache and to
+SQLite's page cache for its rows.
 
 Targets: the faceted articles table page, as served, at 100 requests/s or more; the distinct
 mix at 150 requests/s or more with p99 <= 250 ms; the table's search page at 60 requests/s

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 
-from postsdb.search import CJK_RUN, FTS_TABLE, LEAD_CHARS, RELATED_TABLE, WORD, bigrams, lead, normalize
+from postsdb.search import CJK_RUN, FTS_TABLE, LEAD_CHARS, RELATED_TABLE, WORD, bigrams, has_index, lead, normalize
 
 RELATED = 5
 MAX_TOKENS = 16  # enough to find an article's neighbours, few enough to be quick
@@ -42,7 +42,6 @@ BY_WORDS = {
     table: f"select rowid from {table} where {table} match :query and rowid != :id order by rank limit :limit"
     for table in (RELATED_TABLE, FTS_TABLE)
 }
-TABLES = "select name from sqlite_master where name in (select value from json_each(:names))"
 LEAD = "select substr(body_text, 1, :chars) from article_bodies where article_id = :id"
 ARTICLES = """
 select id, title, published_date, source, publication, author from articles
@@ -69,12 +68,14 @@ def words_query(text: str) -> str | None:
 
 def related_ids(conn, article_id: int, title: str, limit: int = RELATED) -> list[int]:
     ids = [row[0] for row in conn.execute(BY_TOPIC, {"id": article_id, "limit": limit})]
-    present = {name for (name,) in conn.execute(TABLES, {"names": json.dumps(list(BY_WORDS))})}
-    if len(ids) >= limit or not present:  # built without search (or before related_fts)
+    if len(ids) >= limit:
+        return ids
+    searches = [sql for table, sql in BY_WORDS.items() if has_index(conn, table)]  # an older build may lack one
+    if not searches:  # built without search
         return ids
     start = conn.execute(LEAD, {"chars": LEAD_CHARS, "id": article_id}).fetchone()
     query = words_query(lead(title, start[0] if start else ""))
-    for sql in [sql for table, sql in BY_WORDS.items() if table in present] if query else ():
+    for sql in searches if query else ():
         for (other,) in conn.execute(sql, {"query": query, "id": article_id, "limit": limit * 2}):
             if other not in ids:
                 ids.append(other)

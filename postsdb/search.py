@@ -180,5 +180,5 @@ def index_pages_sql() -> str:
     return "(" + " or ".join(f"name = '{t}' or name like '{t}\\_%' escape '\\'" for t in INDEX_TABLES) + ")"
 
 
-def has_index(conn) -> bool:
-    return conn.execute("select 1 from sqlite_master where name = ?", (FTS_TABLE,)).fetchone() is not None
+def has_index(conn, table: str = FTS_TABLE) -> bool:
+    return conn.execute("select 1 from sqlite_master where name = ?", (table,)).fetchone() is not None
