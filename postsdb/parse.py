@@ -19,6 +19,7 @@ import yaml
 
 from postsdb.body import Body, extract_body, flatten_deep_nesting
 from postsdb.meta import PageMeta, unique
+from postsdb.lead import lead_text
 from postsdb.sites import Site, names_a_site, site_for, stands_for_a_site, strip_title_suffix
 
 try:  # the C loader is several times faster; fall back where libyaml is missing
@@ -114,6 +115,7 @@ class Post:
     publication: str | None = None
     topics: list[tuple[str, str]] = field(default_factory=list)  # (kind, name): category or tag
     search_fields: tuple[str, str] | None = field(default=None, repr=False)  # set by the build
+    lead: str = ""  # the start of the text, without photo credits and captions (postsdb.lead)
 
 
 def parse_post(path: Path, rel_path: str) -> Post:
@@ -147,12 +149,13 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
     slug = site.publication.slug(url) if site.publication else None
     topics = page_topics(body.page, site, slug) + mirror_topics(categories, tags, source)
     topics = unique(topics, name=lambda topic: topic[1], limit=None)
+    title = strip_title_suffix(title, site)
     return Post(
         path=rel_path,
         sha256=hashlib.sha256(data).hexdigest(),
         url=url,
         id=article_id(url),
-        title=strip_title_suffix(title, site),
+        title=title,
         published=published,
         author=choose_author(author, body.page.authors, site, source, body.text),
         source=source,
@@ -162,6 +165,7 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
         body=body,
         publication=publication_of(slug, body.page, site),
         topics=topics,
+        lead=lead_text(body.text, title, body.captions),
     )
 
 
