@@ -21,6 +21,7 @@ from postsdb.snippet import highlight, shortened, snippet
 
 LINE_CHARS = 110
 # Each facet and filterable column, as the site names it to readers: Chinese, then English.
+# Facets are shown in this order, not in Datasette's (by how many values each has).
 LABELS = {
     "tags": "主题 Topics",
     "author": "作者 Author",
@@ -78,6 +79,7 @@ def extra_template_vars(view_name, database, table, request, datasette):
         "article_cards": article_cards,
         "facet_label": facet_label,
         "facet_values": facet_values,
+        "facets_in_order": facets_in_order,
         "filter_chips": filter_chips,
     }
 
@@ -116,6 +118,13 @@ def lead_of(row) -> str:
 
 def facet_label(name: str) -> str:
     return LABELS.get(name, name)
+
+
+def facets_in_order(facet_results) -> list[dict]:
+    """The facets that have values, in `LABELS`' order; others after them, as they came."""
+    order = list(LABELS)
+    shown = [info for info in facet_results if info["results"]]
+    return sorted(shown, key=lambda info: order.index(info["name"]) if info["name"] in order else len(order))
 
 
 def facet_values(facet_info: dict) -> list[dict]:
