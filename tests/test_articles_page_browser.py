@@ -81,3 +81,15 @@ def test_list_lines_start_at_the_text(data_site, page, size, tmp_path):
     page.goto(medium, wait_until="load")
     lines = page.locator(".article-item-line").all_inner_texts()
     assert len(lines) >= 14 and [line for line in lines if CREDIT.search(line) or line.startswith("圖片來源")] == []
+
+
+@SIZES
+def test_the_timelines_authors_are_people(data_site, page, size, tmp_path):
+    open_at(page, size, f"{data_site}/-/dashboards/archive")
+    labels = page.locator("#chart-top-authors svg g.role-axis-label text")
+    labels.first.wait_for()
+    authors = [text for text in labels.all_text_contents() if not text.isdigit()]  # less the count axis
+    assert authors[:2] == ["McCaffrey", "Huli"] and len(authors) == 15  # Huli's own feed: a person
+    assert not {"Nei.st", "iYouPort", "燕京书评", "中参馆", "自由亚洲电台"} & set(authors)
+    assert no_sideways_scroll(page)
+    page.locator("#card-top-authors").screenshot(path=str(tmp_path / f"timeline-authors-{size[0]}.png"))
