@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import nh3
 from selectolax.lexbor import LexborHTMLParser
 
+from postsdb.lead import caption_texts
 from postsdb.meta import PageMeta, read_page_meta
 
 # Where scraped pages keep the article, most specific first.
@@ -106,6 +107,7 @@ class Body:
     links: list[Link] = field(default_factory=list)
     page_title: str = ""
     page: PageMeta = field(default_factory=PageMeta)  # what the page said about itself
+    captions: list[str] = field(default_factory=list)  # its photos' captions and credits, for the lead
 
 
 def extract_body(source: str, base_url: str, scraped: bool | None = None) -> Body:
@@ -121,10 +123,18 @@ def extract_body(source: str, base_url: str, scraped: bool | None = None) -> Bod
     images = collect_images(root, base_url)
     links = collect_links(root, base_url)
     embeds_to_links(root, base_url)
+    captions = caption_texts(root)  # while the classes that mark them are still there
     clean = sanitize(root.inner_html if root.tag in ("body", "html") else root.html)
     text = html_to_text(clean)
     return Body(
-        html=clean, text=text, word_count=count_words(text), images=images, links=links, page_title=page_title, page=page
+        html=clean,
+        text=text,
+        word_count=count_words(text),
+        images=images,
+        links=links,
+        page_title=page_title,
+        page=page,
+        captions=captions,
     )
 
 

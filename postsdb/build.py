@@ -462,8 +462,8 @@ class Loader:
         body = post.body
         self.conn.execute(
             """insert into articles (id, title, url, published, published_date, year, month, author,
-            source, publication, tags, word_count, image_count, link_count, path, sha256, feed_published)
-            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            source, publication, tags, lead, word_count, image_count, link_count, path, sha256, feed_published)
+            values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 post.id,
                 post.title,
@@ -476,6 +476,7 @@ class Loader:
                 post.source,
                 post.publication,
                 json.dumps(post.tags, ensure_ascii=False),
+                post.lead,
                 body.word_count,
                 len(body.images),
                 len(body.links),

@@ -19,7 +19,8 @@ import yaml
 
 from postsdb.body import Body, extract_body, flatten_deep_nesting
 from postsdb.meta import PageMeta, unique
-from postsdb.sites import SITES, Site, site_for, strip_title_suffix
+from postsdb.lead import lead_text
+from postsdb.sites import Site, names_a_site, site_for, stands_for_a_site, strip_title_suffix
 
 try:  # the C loader is several times faster; fall back where libyaml is missing
     from yaml import CSafeLoader as SafeLoader
@@ -114,6 +115,7 @@ class Post:
     publication: str | None = None
     topics: list[tuple[str, str]] = field(default_factory=list)  # (kind, name): category or tag
     search_fields: tuple[str, str] | None = field(default=None, repr=False)  # set by the build
+    lead: str = ""  # the start of the text, without photo credits and captions (postsdb.lead)
 
 
 def parse_post(path: Path, rel_path: str) -> Post:
@@ -147,14 +149,15 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
     slug = site.publication.slug(url) if site.publication else None
     topics = page_topics(body.page, site, slug) + mirror_topics(categories, tags, source)
     topics = unique(topics, name=lambda topic: topic[1], limit=None)
+    title = strip_title_suffix(title, site)
     return Post(
         path=rel_path,
         sha256=hashlib.sha256(data).hexdigest(),
         url=url,
         id=article_id(url),
-        title=strip_title_suffix(title, site),
+        title=title,
         published=published,
-        author=choose_author(author, body.page.authors, source),
+        author=choose_author(author, body.page.authors, site, source, body.text),
         source=source,
         tags=[name for _, name in topics],
         layout=as_text(meta.get("layout"), "layout") or None,
@@ -162,24 +165,24 @@ def parse_bytes(data: bytes, rel_path: str) -> Post:
         body=body,
         publication=publication_of(slug, body.page, site),
         topics=topics,
+        lead=lead_text(body.text, title, body.captions),
     )
 
 
 # --- what the article is: author, topics, publication ---------------------------
 
 
-def is_site_name(name: str, source: str | None) -> bool:
-    """The mirror writes its site's name into `author`, `tags` and `categories`."""
-    folded = name.casefold()
-    return folded == (source or "").casefold() or any(folded == site.name.casefold() for site in SITES)
-
-
-def choose_author(front_matter: str | None, bylines: list[str], source: str | None) -> str | None:
-    """The person the page names. A person in the front matter is kept; the site's name
-    is used only when the page names no one. Several bylines stay several."""
-    if front_matter and not is_site_name(front_matter, source):
+def choose_author(front_matter: str | None, bylines: list[str], site: Site, source: str | None, text: str) -> str | None:
+    """The person (or the organisation) that signs the article: a byline in the front
+    matter, else the page's bylines (several joined with ", "), else the byline the site
+    writes into the text. Never a mirrored site's name: None when the page names no one."""
+    if front_matter and not stands_for_a_site(front_matter, source):
         return front_matter
-    return ", ".join(bylines) if bylines else front_matter
+    named = [name for name in bylines if not stands_for_a_site(name, source)]
+    if named:
+        return ", ".join(named)
+    found = site.text_author(text)
+    return found if found and not stands_for_a_site(found, source) else None
 
 
 def page_topics(page: PageMeta, site: Site, slug: str | None) -> list[tuple[str, str]]:
@@ -192,8 +195,8 @@ def page_topics(page: PageMeta, site: Site, slug: str | None) -> list[tuple[str,
 
 def mirror_topics(categories: list[str], tags: list[str], source: str | None) -> list[tuple[str, str]]:
     """Front-matter categories and tags, less the site names the mirror writes there."""
-    return [("category", c) for c in categories if not is_site_name(c, source)] + [
-        ("tag", t) for t in tags if not is_site_name(t, source)
+    return [("category", c) for c in categories if not names_a_site(c, source)] + [
+        ("tag", t) for t in tags if not names_a_site(t, source)
     ]
 
 

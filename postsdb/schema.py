@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 # Bump when a table changes shape: an older database is then rebuilt from scratch.
-SCHEMA_VERSION = 4  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles
+SCHEMA_VERSION = 5  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles; 5: articles.lead, authors never a site's name
 
 TABLES = {
     "articles": {
@@ -21,6 +21,7 @@ TABLES = {
             "source": str,
             "publication": str,
             "tags": str,
+            "lead": str,
             "word_count": int,
             "image_count": int,
             "link_count": int,

@@ -31,16 +31,34 @@ class Publication:
         return match.group(1).lower() if match else None
 
 
+TAIL_LINES = 4  # where a closing byline ("记者乔龙 责编 …") is looked for
+
+
 @dataclass(frozen=True)
 class Site:
     name: str  # as the mirror's front matter spells it (`categories`, `tags`, `author`)
     hosts: tuple[str, ...] = ()  # where its articles live; subdomains included
     title_suffixes: tuple[str, ...] = ()  # what the scraper appended to every title
     publication: Publication | None = None  # set for sites that republish or translate
+    # One person's own feed: the site's name is that person's, and a byline.
+    personal: bool = False
+    # A byline the site writes into the text, where no markup names the author: group 1 of
+    # a match in the last lines of the text is the name.
+    text_byline: re.Pattern | None = None
+
+    def text_author(self, text: str) -> str | None:
+        if self.text_byline is None:
+            return None
+        for line in reversed(text.splitlines()[-TAIL_LINES:]):
+            match = self.text_byline.search(line)
+            if match:
+                return match.group(1)
+        return None
 
 
 SITES = (
-    Site("自由亚洲电台", hosts=("rfa.org",)),
+    # Each report ends "记者乔龙  责编 胡力汉 许书婷  网编：郭度": the reporter signs it.
+    Site("自由亚洲电台", hosts=("rfa.org",), text_byline=re.compile(r"(?:^|\s)(?:特约)?记者[：:\s]*([^\s：:，,、]{2,12})")),
     Site("iYouPort", hosts=("iyouport.org",), title_suffixes=(" - iYouPort",)),
     Site(
         "Nei.st",
@@ -67,7 +85,7 @@ SITES = (
     Site("Matters", hosts=("matters.news",)),
     Site("中参馆", hosts=("chinafile.com",)),
     Site("medium", hosts=("medium.com",)),
-    Site("Huli", hosts=()),  # a medium.com author's own feed: found by name, not by host
+    Site("Huli", hosts=(), personal=True),  # a medium.com author's own feed: found by name, not by host
 )
 BY_NAME = {site.name.casefold(): site for site in SITES}
 
@@ -82,6 +100,20 @@ def site_for(source: str | None, url: str) -> Site:
         if any(host == h or host.endswith("." + h) for h in site.hosts):
             return site
     return Site(source or host)
+
+
+def names_a_site(name: str, source: str | None) -> bool:
+    """The mirror writes its site's name into `author`, `tags` and `categories`: `name` is
+    the post's source or a declared site's name."""
+    folded = name.casefold()
+    return folded == (source or "").casefold() or folded in BY_NAME
+
+
+def stands_for_a_site(name: str, source: str | None) -> bool:
+    """`name`, as an author, is a site's name and not a byline: a personal site's name
+    is its author's."""
+    site = BY_NAME.get(name.casefold())
+    return names_a_site(name, source) and not (site and site.personal)
 
 
 def strip_title_suffix(title: str, site: Site) -> str:

@@ -127,14 +127,23 @@ def highlight(text: str | None, query: str | None) -> str:
     return marked(text, match_spans(text, query_pieces(query or "")))
 
 
-def snippet(text: str | None, query: str | None, width: int = SNIPPET_CHARS) -> str:
-    """About `width` characters around the first match, escaped, matches marked; the
-    text's start when nothing matches (a match in the title only)."""
+def snippet(text: str | None, query: str | None, width: int = SNIPPET_CHARS, unmatched: str | None = None) -> str:
+    """About `width` characters around the first match, escaped, matches marked. When
+    nothing matches (a match in the title only): `unmatched`, escaped and shortened to
+    `width`, if given, else the text's start."""
     text = " ".join((text or "").split())
     pieces = query_pieces(query or "")
-    first = first_match(text, pieces) or 0
-    start = max(0, min(first - width // 3, len(text) - width))
+    first = first_match(text, pieces)
+    if first is None and unmatched is not None:
+        return str(escape(shortened(unmatched, width)))
+    start = max(0, min((first or 0) - width // 3, len(text) - width))
     end = min(len(text), start + width)
     window = text[start:end]
     body = marked(window, match_spans(window, pieces))
     return ("…" if start > 0 else "") + body + ("…" if end < len(text) else "")
+
+
+def shortened(text: str, width: int) -> str:
+    """At most `width` characters, and "…" when cut (a text already ending in "…" was cut)."""
+    text = text.rstrip("…")
+    return text if len(text) <= width else text[:width].rstrip() + "…"

@@ -37,15 +37,21 @@ HAND_CHECKED = {
         ["Knowledge Node", "Newsletters", "关于高堡奇人", "Antitrust", "Biden", "big tech", "Justice Department",
          "Political", "revolving door"],
     ),  # fmt: skip
-    "2019-08-31-焦虑时代的市场": ("Nei.st", "The Economist", []),  # its one category link is the publication
-    "2019-11-23-移民几何": ("Nei.st", "Bloomberg", ["The New Economy"]),
-    "2020-02-25-翻箱倒柜": ("Nei.st", "The Economist", ["Free exchange"]),  # a column of The Economist
-    "2019-10-16-第三代毒品较量": ("Nei.st", "Caixin Weekly", []),  # no category link: from the URL
+    # Nei.st's pages name no one (its front matter says "Nei.st"): no author.
+    "2019-08-31-焦虑时代的市场": (None, "The Economist", []),  # its one category link is the publication
+    "2019-11-23-移民几何": (None, "Bloomberg", ["The New Economy"]),
+    "2020-02-25-翻箱倒柜": (None, "The Economist", ["Free exchange"]),  # a column of The Economist
+    "2019-10-16-第三代毒品较量": (None, "Caixin Weekly", []),  # no category link: from the URL
     "2014-03-05-北风专栏": ("温云超", None, []),
     "2020-05-25-“春潮”涌动": ("余雅琴", None, []),
     "2020-05-09-How Will China Shape Global Governance": ("Jeremy Youde, Melanie Hart & more", None, []),
     "2019-10-09-此之盛世，彼之裸命": ("張潔平", None, []),
     "2014-12-18-最后的报纸": ("Yeeyan", None, []),
+    # 燕京书评: front matter "燕京书评", and no byline in the text; its editors sign another one.
+    "2020-10-12-牟钰": (None, None, []),
+    "2021-05-25-“孤独的接骨木”": ("燕京书评编辑部", None, []),
+    "2020-06-25-從博物館寄物櫃理解變數儲存模型": ("Huli", None, []),  # Huli's own feed: Huli is a person
+    "2021-02-24-程式導師實驗計畫第五期開始啦": ("Huli", None, []),  # the same person on medium.com
 }
 
 
@@ -116,11 +122,31 @@ def test_every_iyouport_and_neist_anchor_is_kept(data_db):
 
 
 def test_person_authors_and_publications(data_db):
-    iyouport = query(data_db, "select count(*), sum(author != 'iYouPort') from articles where source = 'iYouPort'")
-    assert iyouport == [(30, 30)]
+    iyouport = query(data_db, "select count(*), count(author), sum(author != 'iYouPort') from articles where source = 'iYouPort'")
+    assert iyouport == [(30, 30, 30)]
     neist = query(data_db, "select count(*), count(publication) from articles where source = 'Nei.st'")
     assert neist == [(25, 25)]
     assert query(data_db, "select count(*) from articles where source != 'Nei.st' and publication is not null") == [(0,)]
+
+
+def test_no_author_is_a_mirrored_sites_name(data_db):
+    """Read from the front matter with a regular expression: where the mirror wrote its
+    site's name as the author, the author is a byline the page gives, or empty."""
+    personal = {site.name for site in SITES if site.personal}
+    mirrored = {site.name.casefold() for site in SITES if not site.personal}
+    authors = dict(query(data_db, "select path, author from articles"))
+    wrote_site_name = 0
+    for path in sorted(POSTS.iterdir()):
+        front_author = re.search(r"^author: (.*)$", path.read_text(encoding="utf-8"), re.M).group(1)
+        author = authors[f"posts/{path.name}"]
+        assert author is None or author.casefold() not in mirrored, (path.name, author)
+        if front_author.casefold() in mirrored:
+            wrote_site_name += 1
+        elif front_author not in personal:
+            assert author == html.unescape(front_author), path.name  # a person in the front matter is kept
+    assert wrote_site_name == 30 + 25 + 1  # iYouPort, Nei.st and one 燕京书评
+    counts = dict(query(data_db, "select source, count(*) - count(author) from articles group by source"))
+    assert (counts["Nei.st"], counts["iYouPort"], counts["燕京书评"], counts["Huli"]) == (25, 0, 1, 0)
 
 
 def test_no_topic_is_a_site_name_and_no_title_keeps_the_suffix(data_db):
@@ -161,14 +187,35 @@ def test_conventions_beyond_microformats(post_folder):
     assert post.topics == [("category", "评论"), ("tag", "香港"), ("tag", "新闻自由")]
 
 
-def test_the_site_name_is_the_author_only_when_the_page_names_no_one(post_folder):
+def test_the_site_name_is_never_the_author(post_folder):
     front = "---\ntitle: 标题 - iYouPort\ndate: 2021-01-01\nauthor: iYouPort\nfrom: https://www.iyouport.org/x/\ntags: [ iYouPort ]\ncategories: [ iYouPort ]\n---\n"
     byline = '<article><span class="byline"><a rel="author" href="/a">Ann &amp; Bo</a></span><div class="entry-content"><p>正文</p></div></article>'
     (post_folder / "a.md").write_text(front + byline, encoding="utf-8")
     (post_folder / "b.md").write_text(front + "<article><p>正文</p></article>", encoding="utf-8")
     named, unnamed = (parse_post(post_folder / n, n) for n in ("a.md", "b.md"))
     assert (named.author, named.title, named.tags) == ("Ann & Bo", "标题", [])
-    assert unnamed.author == "iYouPort"
+    assert unnamed.author is None  # the page names no one
+
+
+def test_a_personal_sites_name_is_its_author(post_folder):
+    front = "---\ntitle: 标题\ndate: 2021-01-01\nauthor: {author}\nfrom: https://medium.com/@x/{n}\ntags: [ {site} ]\ncategories: [ {site} ]\n---\n<p>正文</p>"
+    for n, (author, site) in enumerate([("Huli", "Huli"), ("Huli", "medium"), ("medium", "medium")]):
+        (post_folder / f"{n}.md").write_text(front.format(author=author, site=site, n=n), encoding="utf-8")
+    assert [parse_post(post_folder / f"{n}.md", "x.md").author for n in range(3)] == ["Huli", "Huli", None]
+
+
+def test_a_byline_the_site_writes_into_its_text(post_folder):
+    """自由亚洲电台 names its reporter in the text's last line: "记者乔龙  责编 …"."""
+    front = "---\ntitle: 标题\ndate: 2021-01-01\nauthor: 自由亚洲电台\nfrom: https://www.rfa.org/mandarin/{n}.html\ntags: [ 自由亚洲电台 ]\ncategories: [ 自由亚洲电台 ]\n---\n<div>{body}</div>"
+    bodies = [
+        "<p>正文。</p><p>记者乔龙\xa0 <span>责编 胡力汉 许书婷</span> 网编：郭度</p>",
+        "<p>正文。</p><p>特约记者：王五 责编：李四</p>",
+        "<p>记者会上，他说了很多。</p><p>正文完。</p><p>第三段。</p><p>第四段。</p><p>第五段。</p>",  # not at the end
+        "<p>正文，没有署名。</p>",
+    ]
+    for n, body in enumerate(bodies):
+        (post_folder / f"{n}.md").write_text(front.format(n=n, body=body), encoding="utf-8")
+    assert [parse_post(post_folder / f"{n}.md", "x.md").author for n in range(4)] == ["乔龙", "王五", None, None]
 
 
 def test_a_page_with_nothing_to_read_is_a_problem_not_an_article(post_folder, tmp_path):

@@ -28,7 +28,7 @@ def test_traditional_query_in_the_search_box_finds_the_simplified_article(data_s
     page.wait_for_url("**_search=*")
     page.screenshot(path=str(tmp_path / "search.png"), full_page=True)
     assert SEED_TITLE in page.locator("ol.article-list").inner_text()
-    assert "騰訊" in page.locator(".articles-status h2").inner_text()  # "1 row where search matches "騰訊""
+    assert page.locator("ul.filter-chips li").first.inner_text().startswith("搜索 Search：騰訊")  # the search, in words
     assert page.dialogs == []
 
 

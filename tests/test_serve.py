@@ -277,7 +277,8 @@ async def test_articles_table_page_is_light_and_has_no_bodies(ds):
     page = await get_html(ds, "/posts/articles")
     assert len(page.encode()) < PAGE_LIMIT
     assert "<figure" not in page and "<figcaption" not in page  # a line of text, never the body
-    assert f'<p class="article-item-line">{RICH_SENTENCE} 图一' in page
+    # The line is the lead: the text, without the figure's caption between its paragraphs.
+    assert f'<p class="article-item-line">{RICH_SENTENCE} 第二段，含外部链接和内部链接。</p>' in page
     assert f'href="/posts/articles/{RICH_ID}">富文本测试：图片与链接</a>' in page  # title links to the article
     assert 'class="facet-info facet-posts-articles-source' in page or "facet-info" in page
     assert "search" in page  # full-text search box, from fts_table

@@ -1,0 +1,162 @@
+"""The articles page (/posts/articles) as a reader reads it, through the real Datasette app
+on the real sample: facets titled in words, years in year order, authors who are people,
+active filters as removable chips, a heading in words, and list lines that start at the
+text. tests/test_articles_page_browser.py checks the same in Chromium."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from urllib.parse import quote
+
+import pytest
+from selectolax.lexbor import LexborHTMLParser
+
+from postsdb.sites import SITES
+from test_serve import METADATA_DICT, get_html, get_json, make_datasette
+
+FACET_TITLES = ["主题 Topics", "作者 Author", "年份 Year", "来源 Source", "原载 Publication"]
+MIRRORED = {site.name.casefold() for site in SITES if not site.personal}
+FILTERED = "/posts/articles?tags__arraycontains=Newsletters&source=iYouPort"
+
+
+@pytest.fixture(scope="module")
+def sample(data_db, tmp_path_factory):
+    from postsdb.serve import write_inspect_file
+
+    return data_db, write_inspect_file(data_db, tmp_path_factory.mktemp("articles-page") / "inspect.json")
+
+
+@pytest.fixture
+def ds(sample):
+    return make_datasette(*sample)
+
+
+def parsed(page: str) -> LexborHTMLParser:
+    return LexborHTMLParser(page)
+
+
+def words(node) -> str:
+    return " ".join(node.text(deep=True).split())
+
+
+def facet(tree, column: str) -> tuple[str, list[tuple[str, int]]]:
+    """A facet's title and its (value, count) pairs, as shown."""
+    box = tree.css_first(f'.articles-facets .facet-info[data-column="{column}"]')
+    title = words(box.css_first("h3").css_first("span").parent).rsplit(" ", 1)[0]
+    values = []
+    for item in box.css("li:not(.facet-truncated)"):
+        value, count = re.match(r"(.*?) ([\d,]+)(?: ✖)?$", words(item)).groups()
+        values.append((value, int(count.replace(",", ""))))
+    return title, values
+
+
+def count_of(db, sql: str, *params) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql, params).fetchone()[0]
+
+
+# --- facets ----------------------------------------------------------------------------
+
+
+async def test_facets_are_titled_in_the_sites_words(ds):
+    page = await get_html(ds, "/posts/articles")
+    tree = parsed(page)
+    titles = [words(h).rsplit(" ", 1)[0] for h in tree.css(".articles-facets h3.facet-info-name")]
+    assert titles == FACET_TITLES
+    assert "(array)" not in page and "tags (" not in page
+
+
+async def test_the_year_facet_is_in_year_order(ds, data_db):
+    _, years = facet(parsed(await get_html(ds, "/posts/articles")), "year")
+    shown = [int(year) for year, _ in years]
+    assert shown == sorted(shown, reverse=True) and len(shown) == count_of(data_db, "select count(distinct year) from articles")
+    assert [count for _, count in years] != sorted((count for _, count in years), reverse=True)  # not by count
+
+
+async def test_the_author_facet_lists_people_not_sites(ds, data_db):
+    data = await get_json(ds, "/posts/articles.json?_facet=author&_facet_size=max&_size=0")
+    authors = {value["value"]: value["count"] for value in data["facet_results"]["author"]["results"]}
+    assert not {name.casefold() for name in authors} & MIRRORED
+    assert authors["McCaffrey"] == 24 and authors["Huli"] == 15  # Huli's own feed and medium.com
+    assert sum(authors.values()) == count_of(data_db, "select count(author) from articles")
+    _, shown = facet(parsed(await get_html(ds, "/posts/articles")), "author")
+    assert "Nei.st" not in dict(shown) and shown[0] == ("McCaffrey", 24)
+
+
+def test_the_timelines_authors_are_people(data_db):
+    chart = METADATA_DICT["plugins"]["datasette-dashboards"]["archive"]["charts"]["top-authors"]
+    with sqlite3.connect(data_db) as conn:
+        authors = [author for author, _ in conn.execute(chart["query"])]
+    assert len(authors) == 15 and None not in authors
+    assert not {a.casefold() for a in authors} & MIRRORED
+    assert "Huli" in authors  # a person, though Huli is also a source's name
+
+
+# --- filters in words ----------------------------------------------------------------------
+
+
+async def test_active_filters_are_chips_in_words_that_remove_themselves(ds, data_db):
+    tree = parsed(await get_html(ds, FILTERED))
+    chips = tree.css("ul.filter-chips li:not(.chip-clear)")
+    assert sorted(words(chip.css_first(".chip-words")) for chip in chips) == ["主题 Topics：Newsletters", "来源 Source：iYouPort"]
+    removes = {words(chip.css_first(".chip-words")): chip.css_first("a.chip-remove").attributes["href"] for chip in chips}
+    assert removes["主题 Topics：Newsletters"] == "/posts/articles?source=iYouPort"
+    assert removes["来源 Source：iYouPort"] == "/posts/articles?tags__arraycontains=Newsletters"
+    without_topic = parsed(await get_html(ds, removes["主题 Topics：Newsletters"]))
+    assert words(without_topic.css_first(".articles-status h2")) == "30 篇 articles"
+    assert tree.css_first("ul.filter-chips li.chip-clear a").attributes["href"] == "/posts/articles"
+
+
+async def test_the_heading_and_title_say_the_filters_in_words(ds, data_db):
+    page = await get_html(ds, FILTERED)
+    tree = parsed(page)
+    newsletters = count_of(
+        data_db, "select count(*) from articles, json_each(tags) where source = 'iYouPort' and json_each.value = 'Newsletters'"
+    )
+    assert words(tree.css_first(".articles-status h2")) == f"{newsletters} 篇 articles"
+    title = words(tree.css_first("title"))
+    assert title.startswith("文章 · Articles · ") and "主题 Topics：Newsletters" in title and "来源 Source：iYouPort" in title
+    for technical in ("where tags contains", "sorted by published", "descending"):
+        assert technical not in page
+
+
+@pytest.mark.parametrize(
+    "query, chip, remaining",
+    [
+        ("year__gt=2019", "年份 Year：> 2019", "/posts/articles"),
+        ("author__isnull=1&source=Nei.st", "作者 Author：空 empty", "/posts/articles?source=Nei.st"),
+        ("_search=" + quote("腾讯") + "&_next=2", "搜索 Search：腾讯", "/posts/articles"),
+        ("source__exact=" + quote("泡泡") + "&_sort=published", "来源 Source：泡泡", "/posts/articles?_sort=published"),
+    ],
+)
+async def test_other_filters_in_words(ds, query, chip, remaining):
+    tree = parsed(await get_html(ds, f"/posts/articles?{query}"))
+    [shown] = [c for c in tree.css("ul.filter-chips li:not(.chip-clear)") if words(c.css_first(".chip-words")) == chip]
+    assert shown.css_first("a.chip-remove").attributes["href"] == remaining
+
+
+async def test_no_chips_without_filters(ds):
+    tree = parsed(await get_html(ds, "/posts/articles?_sort=published"))
+    assert tree.css_first("ul.filter-chips") is None
+
+
+# --- list lines ------------------------------------------------------------------------------
+
+
+async def test_list_lines_start_at_the_text(ds, data_db):
+    tree = parsed(await get_html(ds, "/posts/articles?source=" + quote("中参馆")))
+    lines = [words(line) for line in tree.css(".article-item-line")]
+    assert len(lines) == count_of(data_db, "select count(*) from articles where source = '中参馆' and lead != ''") >= 18
+    for line in lines:
+        assert not re.search(r"Getty Images|Unsplash|^https?://", line), line
+    with sqlite3.connect(data_db) as conn:
+        [lead] = conn.execute("select lead from articles where title = 'Planting the Flag in Mosques and Monasteries'").fetchone()
+    assert any(line.startswith(lead[:100]) for line in lines)
+
+
+async def test_a_hit_matched_only_in_its_title_shows_its_lead(ds):
+    tree = parsed(await get_html(ds, "/posts/articles?_search=Planting"))
+    [item] = tree.css("li.article-item")
+    assert "<mark>Planting</mark>" in item.css_first(".article-item-title").html
+    assert words(item.css_first(".article-item-line")).startswith("Over the last few years, the Chinese Communist Party")
