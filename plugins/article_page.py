@@ -14,7 +14,7 @@ extension), and so does the row at `/posts/articles?id=<id>`.
   (after any conversion) before it is marked safe, so a database built by anything else
   cannot bring scripts onto the page.
 - OpenGraph and JSON-LD (`NewsArticle`) for share cards and crawlers.
-- `Cache-Control` with `s-maxage` (reader_cache_control), which the response cache
+- `Cache-Control` with `s-maxage` (postsdb.reader.cache_control), which the response cache
   (plugins/response_cache.py) and a CDN honour.
 
 Plugin routes come before Datasette's own in 0.65 (`Datasette._routes`), so this route wins
@@ -32,17 +32,12 @@ from markupsafe import Markup
 from postsdb import reader
 from postsdb.body import sanitize
 from postsdb.errors import error_response
+from postsdb.reader import cache_control
 from postsdb.script import SCRIPT_OF_LANGUAGE, SCRIPTS, convert_html, convert_text
 
 DATABASE, TABLE = "posts", "articles"
 MAX_ID = 2**63 - 1
 SCRIPT_LABELS = {"hans": "简体", "hant": "繁體"}
-
-
-def reader_cache_control(datasette) -> str:
-    """Browsers keep a page for the site's cache TTL; a shared cache (a CDN) a day: the
-    database is immutable while it is served."""
-    return f"public, max-age={datasette.setting('default_cache_ttl')}, s-maxage=86400"
 
 
 @hookimpl
@@ -66,7 +61,7 @@ async def article_page(datasette, request):
         return await error_response(datasette, path, 404, message, "找不到 · Not found")
     context = page_context(datasette, request, found, script)
     html = await datasette.render_template("article.html", context, request=request, view_name="article")
-    return Response.html(html, headers={"Cache-Control": reader_cache_control(datasette)})
+    return Response.html(html, headers={"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))})
 
 
 def page_context(datasette, request, found: dict, script: str | None) -> dict:

@@ -65,6 +65,15 @@ limit :limit
 COUNT = "select count(*) from articles"
 
 
+SHARED_CACHE_SECONDS = 86400
+
+
+def cache_control(max_age: int) -> str:
+    """A reader's page: browsers keep it for the site's cache TTL, a shared cache (a CDN) a
+    day; the database is immutable while it is served."""
+    return f"public, max-age={max_age}, s-maxage={SHARED_CACHE_SECONDS}"
+
+
 def rows(conn, sql: str, params: dict | None = None) -> list[dict]:
     cursor = conn.execute(sql, params or {})
     columns = [c[0] for c in cursor.description]
