@@ -1,7 +1,8 @@
 """The articles page as a list: `article_cards(rows, search)` for templates/_table-posts-articles.html.
 
 For each article on the page: its title (matches marked when searching), date, source,
-publication, author and topics, and one line of its text, or, when searching, the text
+publication, author and topics, the language of its text (zh-Hans, zh-Hant or en, by
+postsdb.script.language), and one line of its text, or, when searching, the text
 around the first match. The lines come from `article_bodies` in one query for the page.
 """
 
@@ -12,8 +13,9 @@ import json
 from datasette import hookimpl
 from markupsafe import Markup
 
+from postsdb.reader import LANGUAGE_CHARS
 from postsdb.schema import tag_names
-
+from postsdb.script import language
 from postsdb.snippet import highlight, snippet
 
 LINE_CHARS = 110
@@ -51,4 +53,5 @@ def card(row, body_text: str | None, search: str | None) -> dict:
         "publication": row["publication"],
         "author": row["author"],
         "topics": tag_names(row["tags"]),
+        "lang": language(f"{title}\n{(body_text or '')[:LANGUAGE_CHARS]}"),
     }

@@ -33,11 +33,17 @@ from postsdb import reader
 from postsdb.body import sanitize
 from postsdb.errors import error_response
 from postsdb.reader import cache_control
-from postsdb.script import SCRIPT_OF_LANGUAGE, SCRIPTS, convert_html, convert_text
+from postsdb.script import SCRIPT_OF_LANGUAGE, SCRIPTS, convert_html, convert_text, language
 
 DATABASE, TABLE = "posts", "articles"
 MAX_ID = 2**63 - 1
 SCRIPT_LABELS = {"hans": "简体", "hant": "繁體"}
+
+
+@hookimpl
+def prepare_jinja2_environment(env):
+    # `{{ text_language(text) }}`: zh-Hans, zh-Hant or en, for list items made from rows.
+    env.globals["text_language"] = language
 
 
 @hookimpl
