@@ -16,6 +16,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from postsdb.script import language
 from postsdb.serve import write_inspect_file
+from test_robots import google_allows
 from test_serve import HOSTILE_ID, RICH_ID, RICH_SENTENCE, SECOND_ID, get_html, make_datasette, site_db, site_inspect  # noqa: F401
 
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
@@ -292,6 +293,9 @@ async def test_sitemap_names_every_article_page_and_robots_txt_names_it(corpus_d
     assert len(locs) == len(ids) and {int(loc.rsplit("/", 1)[1]) for loc in locs} == ids
     assert all(loc.startswith("http://localhost/posts/articles/") for loc in locs)
     assert (await corpus_ds.client.get("/sitemap-articles-2.xml")).status_code == 404
+    for url in [*files, *locs[:5]]:  # crawlers may read what the sitemap names, and the sitemaps
+        assert google_allows(robots, urlsplit(url).path), url
+    assert google_allows(robots, "/sitemap.xml")
 
 
 async def test_sitemaps_split_when_there_are_more_urls_than_a_file_holds(corpus_ds, corpus_db, monkeypatch):
