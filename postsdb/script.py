@@ -2,7 +2,7 @@
 
 `language(text)` says `zh-Hans`, `zh-Hant` or `en` for a text (a title and its first lines
 are enough): English when Latin letters outweigh Chinese characters, else whichever script
-OpenCC would change less. `convert_html(html, script)` converts the text of an HTML fragment
+OpenCC would change less, character by character. `convert_html(html, script)` converts the text of an HTML fragment
 with OpenCC (`t2s` for Simplified, `s2t` for Traditional) and leaves its markup, URLs and
 attributes exactly as they were.
 """
@@ -33,9 +33,14 @@ def converter(config: str) -> opencc.OpenCC:
     return opencc.OpenCC(config)
 
 
-def changed(text: str, config: str) -> int:
-    """How many characters of `text` OpenCC's `config` changes."""
-    return sum(a != b for a, b in zip(text, converter(config).convert(text)))
+@lru_cache(maxsize=None)
+def changed_characters(config: str) -> re.Pattern:
+    """A character class of every CJK character that OpenCC's `config` changes on its own:
+    for `t2s` the Traditional forms, for `s2t` the Simplified ones. Made once (about 40 ms);
+    then telling a text's script is two regular-expression scans, not two conversions."""
+    characters = [chr(code) for code in range(0x4E00, 0xA000)]
+    converted = converter(config).convert("\n".join(characters)).split("\n")
+    return re.compile("[" + "".join(a for a, b in zip(characters, converted) if a != b) + "]")
 
 
 def language(text: str) -> str:
@@ -43,7 +48,9 @@ def language(text: str) -> str:
     han = len(HAN.findall(text))
     if not han or len(LATIN.findall(text)) > han * LETTERS_PER_CHARACTER:
         return EN
-    return HANT if changed(text, "t2s") > changed(text, "s2t") else HANS
+    traditional = len(changed_characters("t2s").findall(text))
+    simplified = len(changed_characters("s2t").findall(text))
+    return HANT if traditional > simplified else HANS
 
 
 def convert_text(text: str, script: str) -> str:
