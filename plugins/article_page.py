@@ -47,6 +47,12 @@ def prepare_jinja2_environment(env):
 
 
 @hookimpl
+def startup():
+    # OpenCC's tables and the script character classes, made before the first reader asks.
+    language("漢字汉字")
+
+
+@hookimpl
 def register_routes():
     return [(rf"^/{DATABASE}/{TABLE}/(?P<id>-?[0-9]+)$", article_page)]
 
