@@ -312,3 +312,12 @@ async def test_sitemaps_split_when_there_are_more_urls_than_a_file_holds(corpus_
         seen += locs
     assert len(seen) == len(ids) and set(seen) == ids
 
+
+
+@pytest.mark.parametrize("path", ["/", f"/posts/articles/{RICH_ID}", f"/posts/articles/{RICH_ID}?script=hant", "/sitemap.xml"])
+async def test_a_shared_cache_may_keep_the_reader_pages(ds, path):
+    first = await ds.client.get(path)
+    control = {part.strip().partition("=")[0]: part.strip().partition("=")[2] for part in first.headers["cache-control"].split(",")}
+    assert "public" in control and int(control["s-maxage"]) >= int(control["max-age"]) > 0
+    again = await ds.client.get(path)  # the response cache (a CDN's stand-in) answers it
+    assert again.headers.get("x-cache") == "hit" and again.text == first.text
