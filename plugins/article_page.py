@@ -37,6 +37,7 @@ from postsdb.script import SCRIPT_OF_LANGUAGE, SCRIPTS, convert_html, convert_te
 
 DATABASE, TABLE = "posts", "articles"
 MAX_ID = 2**63 - 1
+MAX_ID_DIGITS = 21
 SCRIPT_LABELS = {"hans": "简体", "hant": "繁體"}
 
 
@@ -59,17 +60,19 @@ def register_routes():
 
 async def article_page(datasette, request):
     path = request.path
-    article_id = int(request.url_vars["id"])
+    digits = request.url_vars["id"]
+    # Beyond 64 bits no article can have it; beyond 4,300 digits int() itself refuses.
+    article_id = int(digits) if len(digits) <= MAX_ID_DIGITS else None
     script = request.args.get("script") or None
     if script is not None and script not in SCRIPTS:
         message = f"script must be one of {', '.join(SCRIPTS)} (Simplified or Traditional), not {script!r}"
         return await error_response(datasette, path, 400, message, "参数错误 · Bad parameter", parameter="script")
     found = None
-    if -MAX_ID <= article_id <= MAX_ID:
+    if article_id is not None and -MAX_ID <= article_id <= MAX_ID:
         db = datasette.get_database(DATABASE)
         found = await db.execute_fn(lambda conn: reader.article(conn, article_id))
     if found is None:
-        message = f"没有这篇文章 · No article has the id {article_id}"
+        message = f"没有这篇文章 · No article has the id {digits if article_id is None else article_id}"
         return await error_response(datasette, path, 404, message, "找不到 · Not found")
     context = page_context(datasette, request, found, script)
     html = await datasette.render_template("article.html", context, request=request, view_name="article")
