@@ -12,7 +12,7 @@ makes the request personal, so Datasette renders the page every time). The load 
 (Debian's package) when it is installed, else an asyncio client; either way it stops after
 `--seconds` (at most 20) and never leaves 127.0.0.1.
 
-Besides one URL at a time, a mix of distinct URLs (article pages, searches of the table and
+Besides one URL at a time, a mix of distinct URLs (article pages and their 简/繁 views, searches of the table and
 by relevance as pages and JSON, filtered and faceted table pages, facet JSON, a canned
 query: DISTINCT_URLS of them, shuffled, each load thread starting at a different point)
 measures what a repeated URL hides: every request is new to the response cache and to
@@ -197,7 +197,9 @@ def pages(db: Path) -> list[tuple[str, str]]:
         ).fetchone()
     return [
         ("table page, default facets", "/posts/articles"),
+        ("front page", "/"),
         ("article page", f"/posts/articles/{article}"),
+        ("article page, 简/繁", f"/posts/articles/{article}?script=hant"),
         ("facet JSON", "/posts/articles.json?_facet=month&_size=0"),
         ("canned query", "/posts/articles_per_month.json?_shape=array"),
         ("table search page (香港)", "/posts/articles?_search=%E9%A6%99%E6%B8%AF"),
@@ -219,9 +221,10 @@ def distinct_paths(db: Path, count: int = DISTINCT_URLS) -> list[str]:
     words = sorted({pair for title in titles for pair in CJK_PAIR.findall(title or "")})
     rng = random.Random(20240601)
     # The kinds the speed issue names, equally likely: searches (pages and JSON), filtered
-    # table pages, article pages, facet JSON and canned queries.
+    # table pages, article pages (and their 简/繁 views), facet JSON and canned queries.
     makers = [
         lambda: f"/posts/articles/{rng.choice(ids)}",
+        lambda: f"/posts/articles/{rng.choice(ids)}?script={rng.choice(['hans', 'hant'])}",
         lambda: "/posts/articles?" + urlencode({"_search": rng.choice(words)}, quote_via=quote),
         lambda: "/posts/search?" + urlencode({"q": rng.choice(words)}, quote_via=quote),
         lambda: "/posts/search.json?" + urlencode({"q": rng.choice(words), "_shape": "array"}, quote_via=quote),

@@ -3,9 +3,10 @@ templates/_table-posts-articles.html; `facet_label`, `facet_values` and `filter_
 templates/table-posts-articles.html.
 
 For each article on the page: its title (matches marked when searching), date, source,
-publication, author and topics, and one line of its text: its lead (`articles.lead`,
-computed at build time without photo credits and captions), or, when searching, the text
-around the first match, fetched from `article_bodies` in one query for the page.
+publication, author and topics, the language of its text (zh-Hans, zh-Hant or en, by
+postsdb.script.language), and one line of its text: its lead (`articles.lead`, computed at
+build time without photo credits and captions), or, when searching, the text around the
+first match, fetched from `article_bodies` in one query for the page.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from urllib.parse import parse_qsl, urlencode
 from datasette import hookimpl
 from markupsafe import Markup, escape
 
+from postsdb.reader import LANGUAGE_CHARS
 from postsdb.schema import tag_names
+from postsdb.script import language
 from postsdb.snippet import highlight, shortened, snippet
 
 LINE_CHARS = 110
@@ -96,6 +99,7 @@ def card(row, body_text: str | None, search: str | None) -> dict:
         "publication": row["publication"],
         "author": row["author"],
         "topics": tag_names(row["tags"]),
+        "lang": language(f"{title}\n{(body_text or lead_of(row))[:LANGUAGE_CHARS]}"),
     }
 
 

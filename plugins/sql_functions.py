@@ -4,7 +4,9 @@
   search `q`, HTML-escaped, every match in `<mark>` (across scripts: 腾讯 marks 騰訊);
 - `search_highlight(text, q)`: all of `text`, escaped, matches marked (for titles);
 - `safe_html(html)`: a stored body put through the build's allow-list again, for the
-  Atom feeds, whose renderer is told to trust these queries' HTML (see metadata.yml).
+  Atom feeds, whose renderer is told to trust these queries' HTML (see metadata.yml);
+- `feed_html(html, url)`: the same, after a first line linking to the original at `url`
+  (each entry's own link is its page on this site; the original is the second way there).
 
 Each returns text that is safe to put in a page whatever its input: anyone can call them
 in ad-hoc SQL, and Datasette shows their results escaped there anyway.
@@ -12,7 +14,10 @@ in ad-hoc SQL, and Datasette shows their results escaped there anyway.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from datasette import hookimpl
+from markupsafe import escape
 
 from postsdb.body import sanitize
 from postsdb.snippet import highlight, snippet
@@ -22,8 +27,14 @@ def safe_html(html: str | None) -> str:
     return sanitize(html or "")
 
 
+def feed_html(html: str | None, url: str | None) -> str:
+    original = f'<p>原文 · Original: <a href="{escape(url)}">{escape(unquote(url, errors="replace"))}</a></p>' if url else ""
+    return sanitize(original + (html or ""))
+
+
 @hookimpl
 def prepare_connection(conn):
     conn.create_function("search_snippet", 2, snippet, deterministic=True)
     conn.create_function("search_highlight", 2, highlight, deterministic=True)
     conn.create_function("safe_html", 1, safe_html, deterministic=True)
+    conn.create_function("feed_html", 2, feed_html, deterministic=True)

@@ -88,7 +88,7 @@ async def test_every_search_hit_says_why_it_matched(ds):
     for row in rows:
         assert "<mark>" in row["snippet"] or "<mark>" in row["title_html"], row
     page = await get_html(ds, "/posts/search?q=%E9%A8%B0%E8%A8%8A")
-    assert page.count('<li class="article-item">') == len(rows)
+    assert page.count('<li class="article-item" lang="') == len(rows)
     assert f'href="/posts/articles/{rows[0]["id"]}"><mark>腾讯</mark>' in page
     assert 'href="/posts/articles?_search=%E9%A8%B0%E8%A8%8A"' in page  # newest first, one click away
 
@@ -101,7 +101,7 @@ async def test_several_terms_are_each_marked(ds):
 
 async def test_table_search_shows_snippets_and_marked_titles(ds):
     page = await get_html(ds, "/posts/articles?_search=%E9%A6%99%E6%B8%AF")  # 香港
-    items = page.count('<li class="article-item">')
+    items = page.count('<li class="article-item" lang="')
     lines = re.findall(r'<p class="article-item-line">(.*?)</p>', page, re.S)
     assert items > 5 and len(lines) == items
     assert all("<mark>" in line for line in lines[:items]), [l for l in lines if "<mark>" not in l][:2]
@@ -113,7 +113,7 @@ async def test_no_plugin_looks_up_its_settings_for_every_cell(ds, monkeypatch):
     original = ds.plugin_config
     monkeypatch.setattr(ds, "plugin_config", lambda *args, **kwargs: lookups.append(args) or original(*args, **kwargs))
     page = await get_html(ds, "/posts/articles?_size=50")
-    assert page.count('<li class="article-item">') == 50
+    assert page.count('<li class="article-item" lang="') == 50
     assert len(lookups) < 50, sorted({args[0] for args in lookups})
 
 

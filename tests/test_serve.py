@@ -565,7 +565,7 @@ async def test_corpus_table_page_is_under_150_kb(corpus_ds_files):
     ds = make_datasette(*corpus_ds_files)
     page = await get_html(ds, "/posts/articles")
     assert len(page.encode()) < PAGE_LIMIT, len(page.encode())
-    assert page.count('<li class="article-item">') == SETTINGS["default_page_size"]
+    assert page.count('<li class="article-item" lang="') == SETTINGS["default_page_size"]
 
 
 async def test_corpus_article_with_most_images_shows_them_all(corpus_ds_files):

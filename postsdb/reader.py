@@ -1,0 +1,154 @@
+"""What the reader's pages show, read from posts.db: plain SQL on a sqlite3 connection, a few
+queries a page, so the plugins (plugins/article_page.py, plugins/front_page.py) and the
+benchmark run the same look-ups.
+
+The tables of copies, revisions and build-time related articles are read when the database
+has them; a database built before them gets related articles at request time
+(postsdb/related.py) and no copies or revisions.
+"""
+
+from __future__ import annotations
+
+import json
+
+from postsdb.related import related_articles as related_at_request_time
+from postsdb.schema import tag_names
+from postsdb.script import language
+
+LINE_CHARS = 110
+LANGUAGE_CHARS = 120  # of the text after the title: enough to tell the script
+DESCRIPTION_CHARS = 160  # what a share card shows
+LEAD_CHARS = 400  # of the body: enough for a list line, a description and its language
+NEWEST = 20
+TOP_TOPICS = 24
+OPTIONAL_TABLES = ("article_copies", "article_revisions", "related_articles")
+
+ARTICLE = """
+select articles.id, articles.title, articles.url, articles.published, articles.published_date,
+  articles.author, articles.source, articles.publication, articles.tags, articles.word_count,
+  articles.image_count, articles.link_count, article_bodies.body_html,
+  substr(article_bodies.body_text, 1, :lead) as lead
+from articles left join article_bodies on article_bodies.article_id = articles.id
+where articles.id = :id
+"""
+TABLES = "select name from sqlite_master where type = 'table' and name in (select value from json_each(:names))"
+COPIES = """
+select articles.id, articles.title, articles.source, articles.published_date, articles.url
+from article_copies join articles on articles.id = article_copies.copy_id
+where article_copies.article_id = :id
+order by articles.published, articles.id
+"""
+REVISIONS = "select count(*) from article_revisions where article_id = :id"
+RELATED = """
+select articles.id, articles.title, articles.published_date, articles.source, articles.publication, articles.author
+from related_articles join articles on articles.id = related_articles.related_id
+where related_articles.article_id = :id
+order by related_articles.rank
+"""
+LEADS = "select article_id, substr(body_text, 1, :lead) from article_bodies where article_id in (select value from json_each(:ids))"
+NEWEST_ARTICLES = """
+select articles.id, articles.title, articles.published_date, articles.source, articles.publication,
+  articles.author, articles.tags, substr(article_bodies.body_text, 1, :lead) as lead
+from articles left join article_bodies on article_bodies.article_id = articles.id
+order by articles.published desc
+limit :limit
+"""
+SOURCES = "select source, count(*) as articles from articles where source != '' group by source order by articles desc, source"
+YEARS = "select year, count(*) as articles from articles where year is not null group by year order by year desc"
+TOPICS = """
+select tags.name, count(*) as articles
+from article_tags join tags on tags.id = article_tags.tag_id
+group by tags.id
+order by articles desc, tags.name
+limit :limit
+"""
+COUNT = "select count(*) from articles"
+
+
+SHARED_CACHE_SECONDS = 86400
+
+
+def cache_control(max_age: int) -> str:
+    """A reader's page: browsers keep it for the site's cache TTL, a shared cache (a CDN) a
+    day; the database is immutable while it is served."""
+    return f"public, max-age={max_age}, s-maxage={SHARED_CACHE_SECONDS}"
+
+
+def rows(conn, sql: str, params: dict | None = None) -> list[dict]:
+    cursor = conn.execute(sql, params or {})
+    columns = [c[0] for c in cursor.description]
+    return [dict(zip(columns, row)) for row in cursor]
+
+
+def existing_tables(conn, names=OPTIONAL_TABLES) -> set[str]:
+    return {name for (name,) in conn.execute(TABLES, {"names": json.dumps(list(names))})}
+
+
+def line_of(title: str, lead: str | None) -> str:
+    """The start of the text after the title (many bodies repeat it), for a list line."""
+    text = lead or ""
+    if title and text.startswith(title):
+        text = text[len(title) :]
+    return " ".join(text.split())
+
+
+def clip(text: str, width: int) -> str:
+    """Plain text of at most `width` characters, "…" when cut (templates escape it)."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def with_language(item: dict, lead: str | None) -> dict:
+    item["lang"] = language(f"{item.get('title') or ''}\n{(lead or '')[:LANGUAGE_CHARS]}")
+    return item
+
+
+def article(conn, article_id: int) -> dict | None:
+    """Everything the article page shows, or None when there is no such article."""
+    found = rows(conn, ARTICLE, {"id": article_id, "lead": LEAD_CHARS})
+    if not found:
+        return None
+    row = found[0]
+    lead = row.pop("lead")
+    row["tags"] = tag_names(row["tags"])
+    row["body_html"] = row["body_html"] or ""
+    row["description"] = clip(line_of(row["title"], lead), DESCRIPTION_CHARS)
+    with_language(row, lead)
+    tables = existing_tables(conn)
+    row["copies"] = rows(conn, COPIES, {"id": article_id}) if "article_copies" in tables else []
+    row["revisions"] = conn.execute(REVISIONS, {"id": article_id}).fetchone()[0] if "article_revisions" in tables else 0
+    if "related_articles" in tables:
+        related = rows(conn, RELATED, {"id": article_id})
+    else:
+        related = related_at_request_time(conn, article_id, row["title"])
+    row["related"] = with_languages(conn, related)
+    return row
+
+
+def with_languages(conn, items: list[dict]) -> list[dict]:
+    """Each item with the language of its title and first lines (one query for all)."""
+    if not items:
+        return items
+    leads = dict(conn.execute(LEADS, {"ids": json.dumps([item["id"] for item in items]), "lead": LEAD_CHARS}))
+    return [with_language(item, leads.get(item["id"])) for item in items]
+
+
+def newest(conn, limit: int = NEWEST) -> list[dict]:
+    """The newest articles as list items: title, date, source, author, topics, a line, language."""
+    items = []
+    for row in rows(conn, NEWEST_ARTICLES, {"limit": limit, "lead": LINE_CHARS * 3}):
+        lead = row.pop("lead")
+        row["topics"] = tag_names(row.pop("tags"))
+        row["line"] = clip(line_of(row["title"], lead), LINE_CHARS)
+        items.append(with_language(row, lead))
+    return items
+
+
+def ways_in(conn, topics: int = TOP_TOPICS) -> dict:
+    """What the front page offers besides the newest: sources, largest topics, years, the count.
+    It depends only on the data, so a served (immutable) database computes it once."""
+    return {
+        "sources": rows(conn, SOURCES),
+        "topics": rows(conn, TOPICS, {"limit": topics}),
+        "years": rows(conn, YEARS),
+        "count": conn.execute(COUNT).fetchone()[0],
+    }
