@@ -1,37 +1,19 @@
 """End to end in headless Chromium: the real `build_db.py serve` on 127.0.0.1, a reader's
 browser, and posts that try to run script.
 
-The browser may only talk to 127.0.0.1: every other request is aborted, and host names
-do not resolve.
+The browser (conftest.py: `browser`, `page`) may only talk to 127.0.0.1: every other
+request is aborted, and host names do not resolve.
 """
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 
+from conftest import CANARY
 from postsdb.serve import free_port, running_server
 from test_serve import HOSTILE_ID, RICH_ID, RICH_SENTENCE, build_site
-
-CHROMIUM = Path("/usr/bin/chromium")
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
-)
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
-CANARY = "window.__canary === undefined ? null : String(window.__canary)"
 
 
 @pytest.fixture(scope="module")
@@ -41,43 +23,6 @@ def site(tmp_path_factory):
     db = build_site(tmp_path_factory.mktemp("browser-site"), image=f"http://127.0.0.1:{port}/-/static/favicon.png")
     with running_server(db, port=port) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with playwright_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 900},
-            service_workers="block",
-        )
-        context.route("**/*", only_local)
-        yield context
-        context.close()
-
-
-def only_local(route):
-    if urlsplit(route.request.url).hostname == "127.0.0.1":
-        route.continue_()
-    else:
-        route.abort()
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page()
-    page.dialogs = []
-
-    def dismiss(dialog):
-        page.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", dismiss)
-    yield page
-    page.close()
 
 
 def test_article_page_shows_the_body_as_rendered_html(site, page, tmp_path):
