@@ -156,7 +156,7 @@ def test_16_connections_for_10_seconds_get_no_errors(site, cache, tmp_path):
 
 # Ends only when it is stopped: an answer at all means the limit stopped it. The client's
 # timeout (30 s, fifteen times the limit) fails the test if it is not.
-FINITE = "with recursive r(i) as (select 1 union all select i+1 from r where i < :rows) select count(*) from r"
+FINITE = "with recursive r(i) as (select 1 union all select i+1 from r where i < cast(:rows as integer)) select count(*) from r"
 FINITE_ROWS = 10_000  # milliseconds of work: well within any limit
 
 
