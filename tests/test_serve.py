@@ -372,6 +372,16 @@ async def test_repeat_anonymous_gets_come_from_the_cache(ds):
         assert "x-cache" not in (await ds.client.get(path)).headers, path
 
 
+async def test_a_request_with_authorization_bypasses_the_cache(ds):
+    path = "/posts/articles?source=恶意来源"
+    await ds.client.get(path)
+    assert (await ds.client.get(path)).headers.get("x-cache") == "hit"  # cached for anyone else
+    for _ in range(2):
+        personal = await ds.client.get(path, headers={"authorization": "Bearer token"})
+        assert personal.status_code == 200 and "x-cache" not in personal.headers
+        assert "no-store" in personal.headers["cache-control"]
+
+
 def test_cache_keeps_only_what_an_http_cache_may_share():
     cache = load_plugin("response_cache")
 
