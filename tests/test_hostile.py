@@ -1,4 +1,5 @@
-"""The real CLI against a folder of hostile files (see hostile.py) and a few good posts.
+"""The real CLI against a folder of hostile files (see hostile.py), a few good posts and the
+attack posts of test_security_browser.py (one build for both: conftest.py, `hostile_build`).
 
 One build covers everything: each file must end up as an article, a problem whose reason
 says what is wrong, or a counted skip; no traceback; every good post still an article.
@@ -18,6 +19,7 @@ from conftest import make_post
 from hostile import (
     ABSENT,
     ARTICLE,
+    CANARY_ATTACKS,
     DUPLICATE_KEPT,
     DUPLICATE_URL,
     EPOCH_POST,
@@ -25,6 +27,7 @@ from hostile import (
     MARKUP_POST,
     MARKUP_SCRAPED_POST,
     MARKUP_URL,
+    MUTATION_ATTACKS,
     PWNED_MARKER,
     SKIP,
     HostileBuild,
@@ -100,7 +103,7 @@ def test_deeply_nested_html_is_flattened_and_keeps_its_text(built):
 
 
 def test_every_good_post_becomes_an_article(built):
-    assert len(built.attacks) > 40
+    assert len(built.attacks) == 2 * len(CANARY_ATTACKS) + len(MUTATION_ATTACKS) + 1  # + front-matter-fields
     for path, url in good_posts(built).items():
         rows = query(built.db, "select path, title from articles where url = ?", url)
         assert rows and rows[0][0] == path and rows[0][1], (path, rows)
