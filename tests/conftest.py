@@ -137,7 +137,7 @@ def browser():
     or not) skips when chromium or the playwright package is missing."""
     chromium = chromium_path()
     if chromium is None:
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)")
+        pytest.skip(f"no chromium: neither {CHROMIUM} nor `chromium` on the PATH (apt-get install chromium; .ci/run does)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)

@@ -7,10 +7,15 @@ request is aborted, and host names do not resolve.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+import conftest
 from conftest import CANARY
 from postsdb.serve import free_port, running_server
 from test_serve import HOSTILE_ID, RICH_ID, RICH_SENTENCE, build_site
@@ -86,3 +91,33 @@ def test_hostile_posts_and_sql_run_nothing(site, page, path):
         assert page.locator("td.col-body_html p").first.inner_text() == "第一段"  # rendered, not escaped
     if "sql=" in path:
         assert "<img src=x onerror" in page.locator("td.col-body_html").inner_text()  # shown as text
+
+
+NO_CHROMIUM_PLUGIN = """
+def pytest_configure(config):
+    import conftest
+    conftest.chromium_path = lambda: None
+"""
+
+
+def test_without_chromium_the_browser_tests_skip(tmp_path):
+    """README: the browser tests skip when chromium is missing; they do not error."""
+    (tmp_path / "no_chromium.py").write_text(NO_CHROMIUM_PLUGIN, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no_chromium", "-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-rs",
+         f"{__file__}::test_the_canary_would_catch_a_script"],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 skipped" in done.stdout and "no chromium" in done.stdout, done.stdout[-2000:]
+
+
+def test_chromium_is_found_at_usr_bin_or_on_the_path(monkeypatch, tmp_path):
+    monkeypatch.setattr(conftest, "CHROMIUM", tmp_path / "no-such-chromium")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert conftest.chromium_path() is None
+    on_path = tmp_path / "chromium"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    assert conftest.chromium_path() == on_path
