@@ -89,6 +89,12 @@ def data_site(data_db):
 
 
 @pytest.fixture(scope="session")
+def data_inspect(data_db, tmp_path_factory) -> Path:
+    """`datasette inspect` of `data_db`, for a Datasette built in the test (make_datasette)."""
+    return write_inspect_file(data_db, tmp_path_factory.mktemp("data-inspect") / "inspect.json")
+
+
+@pytest.fixture(scope="session")
 def site_db(tmp_path_factory) -> Path:
     """Three made-up posts (rich, second, hostile) and the seed post (test_serve.build_site)."""
     from test_serve import build_site

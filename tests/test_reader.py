@@ -27,10 +27,8 @@ SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"
 
 
 @pytest.fixture(scope="module")
-def sample(corpus_db, tmp_path_factory):
-    from postsdb.serve import write_inspect_file
-
-    return corpus_db, write_inspect_file(corpus_db, tmp_path_factory.mktemp("reader") / "inspect.json")
+def sample(corpus_db, data_inspect):
+    return corpus_db, data_inspect
 
 
 @pytest.fixture

@@ -32,10 +32,8 @@ def corpus_site(corpus_ds_files):
 
 
 @pytest.fixture(scope="module")
-def corpus_ds_files(corpus_db, tmp_path_factory):
-    from postsdb.serve import write_inspect_file
-
-    return corpus_db, write_inspect_file(corpus_db, tmp_path_factory.mktemp("search-inspect") / "inspect.json")
+def corpus_ds_files(corpus_db, data_inspect):
+    return corpus_db, data_inspect
 
 
 async def searched_ids(ds, query: str) -> set[int]:

@@ -32,7 +32,7 @@ from postsdb.build import build
 from postsdb.parse import article_id
 from postsdb.search import INDEX_TABLES, LEAD_CHARS
 from postsdb.serve import METADATA, PLUGINS, PROJECT, SETTINGS, TEMPLATES, datasette_args, inspect_path
-from postsdb.serve import PORT_FROM_ENV, container_command, plain_commands, running_server, write_inspect_file
+from postsdb.serve import PORT_FROM_ENV, container_command, plain_commands, running_server
 
 DATA = PROJECT / "data"
 METADATA_DICT = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
@@ -571,8 +571,8 @@ def test_build_db_serve_without_a_usable_database_says_so(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def corpus_ds_files(corpus_db, tmp_path_factory):
-    return corpus_db, write_inspect_file(corpus_db, tmp_path_factory.mktemp("corpus-inspect") / "inspect.json")
+def corpus_ds_files(corpus_db, data_inspect):
+    return corpus_db, data_inspect
 
 
 async def test_corpus_table_page_is_under_150_kb(corpus_ds_files):
