@@ -137,6 +137,17 @@ def chromium_path() -> Path | None:
     return CHROMIUM if CHROMIUM.exists() else None
 
 
+@pytest.hookimpl(trylast=True)  # after any shuffling (pytest-randomly): keep its order within each part
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the browser run last, after every asyncio test: while the session's
+    Chromium is up, playwright's sync API keeps its event loop as the main thread's running
+    loop, and pytest-asyncio cannot start one there."""
+    uses_browser = [item for item in items if "browser" in getattr(item, "fixturenames", ())]
+    if uses_browser:
+        chosen = set(map(id, uses_browser))
+        items[:] = [item for item in items if id(item) not in chosen] + uses_browser
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium for the session. Every test that uses it (through `page`
