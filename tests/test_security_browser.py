@@ -1,6 +1,7 @@
 """Safe bodies, checked in a real browser: every article of the hostile suite (tests/hostile.py,
-plus the attacks below) and a sample of the real posts in data/, rendered by the real
-`build_db.py serve` on 127.0.0.1 in headless Chromium.
+with its attack posts, `write_attack_posts`; built once per session, conftest.py) and a
+sample of the real posts in data/, rendered by the real `build_db.py serve` on 127.0.0.1 in
+headless Chromium.
 
 For each page: no script runs (no canary global in any frame, no dialog, no popup, the page
 stays where it was loaded), nothing but images is fetched from another host (every request
