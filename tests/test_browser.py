@@ -1,37 +1,24 @@
 """End to end in headless Chromium: the real `build_db.py serve` on 127.0.0.1, a reader's
 browser, and posts that try to run script.
 
-The browser may only talk to 127.0.0.1: every other request is aborted, and host names
-do not resolve.
+The browser (conftest.py: `browser`, `page`) may only talk to 127.0.0.1: every other
+request is aborted, and host names do not resolve.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import subprocess
+import sys
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pytest
 
+import conftest
+from conftest import CANARY
 from postsdb.serve import free_port, running_server
 from test_serve import HOSTILE_ID, RICH_ID, RICH_SENTENCE, build_site
-
-CHROMIUM = Path("/usr/bin/chromium")
-playwright_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
-)
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
-CANARY = "window.__canary === undefined ? null : String(window.__canary)"
 
 
 @pytest.fixture(scope="module")
@@ -41,43 +28,6 @@ def site(tmp_path_factory):
     db = build_site(tmp_path_factory.mktemp("browser-site"), image=f"http://127.0.0.1:{port}/-/static/favicon.png")
     with running_server(db, port=port) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    with playwright_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 900},
-            service_workers="block",
-        )
-        context.route("**/*", only_local)
-        yield context
-        context.close()
-
-
-def only_local(route):
-    if urlsplit(route.request.url).hostname == "127.0.0.1":
-        route.continue_()
-    else:
-        route.abort()
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page()
-    page.dialogs = []
-
-    def dismiss(dialog):
-        page.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    page.on("dialog", dismiss)
-    yield page
-    page.close()
 
 
 def test_article_page_shows_the_body_as_rendered_html(site, page, tmp_path):
@@ -143,3 +93,33 @@ def test_hostile_posts_and_sql_run_nothing(site, page, path):
         assert page.locator("td.col-body_html p").first.inner_text() == "第一段"  # rendered, not escaped
     if "sql=" in path:
         assert "<img src=x onerror" in page.locator("td.col-body_html").inner_text()  # shown as text
+
+
+NO_CHROMIUM_PLUGIN = """
+def pytest_configure(config):
+    import conftest
+    conftest.chromium_path = lambda: None
+"""
+
+
+def test_without_chromium_the_browser_tests_skip(tmp_path):
+    """README: the browser tests skip when chromium is missing; they do not error."""
+    (tmp_path / "no_chromium.py").write_text(NO_CHROMIUM_PLUGIN, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no_chromium", "-p", "no:randomly", "-p", "no:cacheprovider", "-q", "-rs",
+         f"{__file__}::test_the_canary_would_catch_a_script"],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "1 skipped" in done.stdout and "no chromium" in done.stdout, done.stdout[-2000:]
+
+
+def test_chromium_is_found_at_usr_bin_or_on_the_path(monkeypatch, tmp_path):
+    monkeypatch.setattr(conftest, "CHROMIUM", tmp_path / "no-such-chromium")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert conftest.chromium_path() is None
+    on_path = tmp_path / "chromium"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    assert conftest.chromium_path() == on_path

@@ -273,6 +273,57 @@ def test_cli_build_prints_a_summary_and_problems(post_folder, tmp_path):
     assert "0 added, 0 changed, 1 unchanged, 0 removed; 1 problem(s)" in again.output
 
 
+def cli_build(folder, db_path, *flags: str):
+    result = runner.invoke(build_db.app, ["build", str(folder), "--db", str(db_path), *flags])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_cli_force_parses_every_file_again(post_folder, tmp_path):
+    make_post(post_folder, "a.md", title="甲", url="https://example.com/a")
+    make_post(post_folder, "b.md", title="乙", url="https://example.com/b")
+    db_path = tmp_path / "posts.db"
+    cli_build(post_folder, db_path)
+    with sqlite3.connect(db_path) as conn:  # a row that no longer says what its file says
+        conn.execute("update articles set title = '改过' where url = 'https://example.com/a'")
+    conn.close()
+    again = cli_build(post_folder, db_path)
+    assert "0 added, 0 changed, 2 unchanged" in again.output  # the file's hash is unchanged: not read
+    assert rows(db_path, "select title from articles where url = 'https://example.com/a'") == [("改过",)]
+    forced = cli_build(post_folder, db_path, "--force")
+    assert f"wrote {db_path}" in forced.output, forced.output
+    assert rows(db_path, "select title from articles order by url") == [("甲",), ("乙",)]
+
+
+def search_tables(db_path) -> set[str]:
+    return {name for (name,) in rows(db_path, "select name from sqlite_master where type = 'table'") if name in INDEX_TABLES}
+
+
+def test_cli_no_search_builds_without_the_search_indexes(post_folder, tmp_path):
+    make_post(post_folder, "a.md", title="甲", url="https://example.com/a")
+    db_path = tmp_path / "posts.db"
+    cli_build(post_folder, db_path, "--no-search")
+    assert search_tables(db_path) == set() and rows(db_path, "select title from articles") == [("甲",)]
+    cli_build(post_folder, db_path)
+    assert search_tables(db_path) == set(INDEX_TABLES)
+    assert rows(db_path, "select rowid from articles_fts where articles_fts match ?", (fts_query("甲"),)) == rows(
+        db_path, "select id from articles"
+    )
+
+
+@pytest.mark.parametrize("names", [("a.md", "b.md"), ("z.md", "m.md")], ids=["written-in-order", "written-reversed"])
+def test_revisions_with_the_same_date_keep_the_path_that_sorts_last(post_folder, tmp_path, names):
+    url = "https://example.com/same"
+    for name in names:  # the file written last is not what decides
+        make_post(post_folder, f"2021/{name}", title=f"版本 {name}", date="2021-01-01T00:00:00Z", url=url)
+    db_path = tmp_path / "posts.db"
+    build([post_folder], db_path)
+    last = max(f"2021/{name}" for name in names)
+    assert rows(db_path, "select path, title from articles") == [(last, f"版本 {last[5:]}")]
+    statuses = dict(rows(db_path, "select path, status from article_files"))
+    assert statuses == {f"2021/{name}": "kept" if f"2021/{name}" == last else "superseded" for name in names}
+
+
 def test_cli_strict_exits_1_and_keeps_the_old_database(post_folder, tmp_path):
     db_path = tmp_path / "posts.db"
     make_post(post_folder, "good.md")

@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
+from conftest import CANARY, local_context
 from postsdb.serve import running_server
-from test_browser import CANARY, CHROMIUM, browser, only_local, playwright_api  # noqa: F401 (fixtures)
 from test_serve import RICH_ID, build_site
 
 # Collects the violations the browser reports to the page, from the first script on.
@@ -27,12 +27,6 @@ INJECTED_BODY = (
     "<p>注入的正文</p><script>window.__canary = 'inline-script'</script>"
     "<img src=\"/-/no-such-image.png\" onerror=\"window.__canary = 'onerror'\">"
 )
-
-
-@pytest.fixture(scope="module")
-def data_site(data_db):
-    with running_server(data_db) as base:
-        yield base
 
 
 @pytest.fixture(scope="module")
@@ -49,22 +43,16 @@ def injected_site(tmp_path_factory):
 
 
 @pytest.fixture
-def page(browser):
-    """A page that records what the browser says about the policy: the violation events of
-    each document it loads, and console messages."""
-    page = browser.new_page()
+def page(page):
+    """conftest.py's page, recording the policy violation events of each document it loads."""
     page.add_init_script(VIOLATIONS_JS)
-    page.console_errors = []
-    page.on("console", lambda message: page.console_errors.append(message.text) if message.type == "error" else None)
-    yield page
-    page.close()
+    return page
 
 
 def violations(page) -> list[str]:
-    """What the current document saw, and any console message about the policy."""
-    events = page.evaluate("window.__csp || []")
-    console = [text for text in page.console_errors if "Content Security Policy" in text]
-    return events + console
+    """The policy violations the current document saw, from its `securitypolicyviolation`
+    events: the browser's own report, in no particular wording."""
+    return page.evaluate("window.__csp || []")
 
 
 def goto(page, url: str) -> None:
@@ -160,11 +148,12 @@ def test_without_the_policy_the_injected_script_would_run(injected_site, browser
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-security-policy"}
         route.fulfill(response=response, headers=headers)
 
-    page = browser.new_page()
+    context = local_context(browser)
     try:
+        page = context.new_page()
         page.route(url, without_policy)
         page.goto(url, wait_until="load")
         page.wait_for_timeout(300)
         assert page.evaluate(CANARY) in ("inline-script", "onerror")
     finally:
-        page.close()
+        context.close()

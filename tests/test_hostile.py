@@ -1,4 +1,5 @@
-"""The real CLI against a folder of hostile files (see hostile.py) and a few good posts.
+"""The real CLI against a folder of hostile files (see hostile.py), a few good posts and the
+attack posts of test_security_browser.py (one build for both: conftest.py, `hostile_build`).
 
 One build covers everything: each file must end up as an article, a problem whose reason
 says what is wrong, or a counted skip; no traceback; every good post still an article.
@@ -10,9 +11,6 @@ import hashlib
 import os
 import re
 import sqlite3
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from conftest import make_post
 from hostile import (
     ABSENT,
     ARTICLE,
+    CANARY_ATTACKS,
     DUPLICATE_KEPT,
     DUPLICATE_URL,
     EPOCH_POST,
@@ -28,67 +27,25 @@ from hostile import (
     MARKUP_POST,
     MARKUP_SCRAPED_POST,
     MARKUP_URL,
+    MUTATION_ATTACKS,
     PWNED_MARKER,
     SKIP,
+    HostileBuild,
     active_content,
-    write_good_posts,
-    write_hostile_posts,
+    run_cli,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
-CLI = ROOT / "build_db.py"
-TIMEOUT = 240  # a hang (say, on a FIFO) must fail the test, not the whole run
-
-
-@dataclass
-class Run:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def problem_lines(self) -> list[str]:
-        return [line for line in self.stderr.splitlines() if line.strip()]
-
-    @property
-    def summary(self) -> str:
-        return " ".join(self.stdout.split())  # rich wraps long lines at the terminal width
-
-
-def run_cli(*args, cwd: Path | None = None) -> Run:
-    env = {**os.environ, "PYTHONUTF8": "1", "COLUMNS": "200"}
-    done = subprocess.run(
-        [sys.executable, str(CLI), *map(str, args)],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=TIMEOUT,
-        cwd=cwd or ROOT,
-        env=env,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
-
-
-@dataclass
-class Built:
-    folder: Path
-    db: Path
-    expected: dict[str, str]
-    good: dict[str, str]
-    run: Run
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Built:
-    base = tmp_path_factory.mktemp("hostile")
-    folder = base / "posts"
-    folder.mkdir()
-    expected = write_hostile_posts(folder)
-    good = write_good_posts(folder)
-    db = base / "out" / "posts.db"
-    run = run_cli("build", folder, "--db", db)
-    return Built(folder, db, expected, good, run)
+def built(hostile_build) -> HostileBuild:
+    """The session's one hostile build (conftest.py): the hostile files, the good posts and
+    the attack posts, which count as good posts here."""
+    return hostile_build
+
+
+def good_posts(built: HostileBuild) -> dict[str, str]:
+    """path -> url of every post that must become an article whatever sits beside it."""
+    return {**built.good, **{path: url for url, path in built.attacks.items()}}
 
 
 def query(db: Path, sql: str, *params) -> list[tuple]:
@@ -146,14 +103,15 @@ def test_deeply_nested_html_is_flattened_and_keeps_its_text(built):
 
 
 def test_every_good_post_becomes_an_article(built):
-    for path, url in built.good.items():
+    assert len(built.attacks) == 2 * len(CANARY_ATTACKS) + len(MUTATION_ATTACKS) + 1  # + front-matter-fields
+    for path, url in good_posts(built).items():
         rows = query(built.db, "select path, title from articles where url = ?", url)
         assert rows and rows[0][0] == path and rows[0][1], (path, rows)
 
 
 def test_no_row_is_unaccounted_for(built):
     files, problems = tables(built.db)
-    known = set(built.expected) | set(built.good)
+    known = set(built.expected) | set(good_posts(built))
     assert set(files) | set(problems) <= known, (set(files) | set(problems)) - known
 
 
@@ -173,7 +131,7 @@ def test_every_scanned_file_is_counted_once(built):
     assert scanned == file_rows + problem_rows + skipped
     assert problem_count == problem_rows
     assert skipped == sum(outcome == SKIP for outcome in built.expected.values())
-    assert file_rows == sum(o == ARTICLE for o in built.expected.values()) + len(built.good)
+    assert file_rows == sum(o == ARTICLE for o in built.expected.values()) + len(good_posts(built))
     summary = built.run.summary
     assert f"{problem_rows} problem(s)" in summary, summary
     assert f"{scanned} files scanned ({skipped} skipped)" in summary, summary
@@ -335,7 +293,7 @@ def test_check_reports_the_same_problems_and_writes_nothing(built, tmp_path):
     assert "Traceback" not in checked.stdout + checked.stderr, checked.stderr[-3000:]
     assert checked.returncode == 1
     assert sorted(checked.problem_lines) == sorted(built.run.problem_lines)
-    posts = sum(o not in (SKIP, ABSENT) for o in built.expected.values()) + len(built.good)
+    posts = sum(o not in (SKIP, ABSENT) for o in built.expected.values()) + len(good_posts(built))
     skipped = sum(o == SKIP for o in built.expected.values())
     problems = len(built.run.problem_lines)
     assert f"{posts} post files checked, {problems} problem(s), {skipped} other files skipped." in checked.summary

@@ -15,20 +15,20 @@ from urllib.parse import quote
 
 import pytest
 
+from postsdb.build import build
+from postsdb.parse import article_id as id_of_url
 from postsdb.related import related_ids
 from postsdb.search import MAX_QUERY_CHARS, MAX_QUERY_TERMS
 from postsdb.snippet import highlight, snippet
-from test_serve import QUERIES, get_html, get_json, make_datasette
+from test_serve import QUERIES, get_html, get_json, make_datasette, write_post
 
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
 SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"
 
 
 @pytest.fixture(scope="module")
-def sample(corpus_db, tmp_path_factory):
-    from postsdb.serve import write_inspect_file
-
-    return corpus_db, write_inspect_file(corpus_db, tmp_path_factory.mktemp("reader") / "inspect.json")
+def sample(corpus_db, data_inspect):
+    return corpus_db, data_inspect
 
 
 @pytest.fixture
@@ -155,6 +155,28 @@ def test_related_articles_come_from_the_whole_texts_when_the_leads_share_nothing
         without_leads = related_ids(conn, article_id, english)
     for ids in (found, without_leads):
         assert len(set(ids)) == 5 and article_id not in ids, ids
+
+
+def test_rarer_topics_count_more(tmp_path):
+    # The article has two common topics and a rare one. Four others share both common
+    # topics (2 of them, each on 5 articles: 2/5); one shares only the rare topic (on 2
+    # articles: 1/2). The rare one comes first, though it shares fewer topics.
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    common, rare = ["常见甲", "常见乙"], "稀有"
+    posts = {"main": common + [rare], "rare": [rare], **{f"common-{n}": common for n in range(4)}}
+    for n, (name, tags) in enumerate(posts.items()):
+        write_post(
+            folder, f"2021-01-0{n + 1}-{name}.md", title=f"文章{n}", date=f"2021-01-0{n + 1}T00:00:00Z",
+            url=f"https://example.com/{name}", author="作者", tags=tags, categories=["样例"], body=f"<div><p>第{n}篇。</p></div>\n",
+        )  # fmt: skip
+    db = tmp_path / "posts.db"
+    build([folder], db)
+    ids = {name: id_of_url(f"https://example.com/{name}") for name in posts}
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        found = related_ids(conn, ids["main"], "文章0")
+    assert found[0] == ids["rare"], found
+    assert set(found[1:]) == {ids[f"common-{n}"] for n in range(4)}
 
 
 # --- canned queries and feeds ----------------------------------------------------------

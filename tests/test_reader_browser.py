@@ -7,16 +7,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from postsdb.serve import running_server
-from test_browser import CHROMIUM, browser, only_local, page, playwright_api  # noqa: F401 (fixtures)
 
 SIZES = {"desktop": (1400, 900), "phone": (390, 844)}
-
-
-@pytest.fixture(scope="module")
-def data_site(data_db):
-    with running_server(data_db) as base:
-        yield base
 
 
 @pytest.fixture

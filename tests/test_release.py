@@ -4,6 +4,8 @@ gained a new kind of problem, and lets an ordinary day's build through."""
 from __future__ import annotations
 
 import shutil
+import sqlite3
+import struct
 from pathlib import Path
 
 import pytest
@@ -127,3 +129,25 @@ def test_an_unreadable_build_is_refused_and_a_missing_one_is_a_usage_error(previ
     assert missing.exit_code == 2 and "no such database" in missing.output
     shutil.copyfile(previous_db, tmp_path / "copy.db")
     assert check_release(tmp_path / "copy.db", truncated).exit_code == 1  # the old one cannot be read either
+
+
+def test_a_build_that_fails_quick_check_is_refused(previous_db, tmp_path):
+    # The header's freelist count (bytes 36-39) says 3 pages where there are none: every
+    # table still reads, and only SQLite's quick_check sees the damage.
+    damaged = tmp_path / "damaged.db"
+    data = bytearray(previous_db.read_bytes())
+    assert struct.unpack(">I", data[36:40]) == (0,)
+    data[36:40] = struct.pack(">I", 3)
+    damaged.write_bytes(data)
+    with sqlite3.connect(f"file:{previous_db}?mode=ro", uri=True) as conn:
+        articles = conn.execute("select count(*) from articles").fetchone()
+    conn.close()
+    conn = sqlite3.connect(f"file:{damaged}?mode=ro", uri=True)
+    try:
+        assert conn.execute("select count(*) from articles").fetchone() == articles
+        assert conn.execute("pragma quick_check").fetchone() != ("ok",)
+    finally:
+        conn.close()
+    result = check_release(damaged, previous_db)
+    assert result.exit_code == 1 and "Refused: cannot read a build: quick_check:" in result.output, result.output
+    assert check_release(damaged, None).exit_code == 1  # the first release is checked too

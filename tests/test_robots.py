@@ -13,7 +13,7 @@ import urllib.robotparser
 
 import pytest
 
-from test_serve import RICH_ID, make_datasette, site_db, site_inspect  # noqa: F401 (fixtures)
+from test_serve import RICH_ID, make_datasette
 
 ARTICLE = f"/posts/articles/{RICH_ID}"
 ALLOWED = [

@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from postsdb.serve import running_server
-from test_browser import CHROMIUM, browser, page  # noqa: F401  (fixtures: headless Chromium, local only)
-
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)"
-)
 
 SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"
-
-
-@pytest.fixture(scope="module")
-def data_site(data_db):
-    with running_server(data_db) as base:
-        yield base
 
 
 def test_traditional_query_in_the_search_box_finds_the_simplified_article(data_site, page, tmp_path):

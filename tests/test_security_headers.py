@@ -18,7 +18,7 @@ import pytest
 from selectolax.lexbor import LexborHTMLParser
 
 from postsdb.serve import TEMPLATES
-from test_serve import METADATA_DICT, RICH_ID, make_datasette, site_db, site_inspect  # noqa: F401 (fixtures)
+from test_serve import METADATA_DICT, RICH_ID, make_datasette
 
 DATASETTE_TEMPLATES = Path(datasette.__file__).parent / "templates"
 DASHBOARDS_TEMPLATES = Path(datasette_dashboards.__file__).parent / "templates"

@@ -77,3 +77,12 @@ def test_every_build_db_command_it_runs_exists():
     commands = {command.name or command.callback.__name__ for command in build_db.app.registered_commands}
     used = re.findall(r"python build_db\.py ([a-z-]+)", WORKFLOW.read_text(encoding="utf-8"))
     assert set(used) == {"build", "check-release", "package"} and set(used) <= commands
+
+
+def test_the_browser_tests_have_a_chromium_and_a_cjk_font_before_the_tests_run(workflow):
+    # Without `chromium` on the PATH the browser tests skip (conftest.py): on the hosted
+    # runner they must run, since nothing else runs them before a deploy.
+    install = step_index(workflow, "playwright install --with-deps chromium")
+    script = steps(workflow)[install]["run"]
+    assert "fonts-noto-cjk" in script and "/usr/local/bin/chromium" in script
+    assert install < step_index(workflow, "python -m pytest")
