@@ -126,6 +126,13 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 VIEWPORT = {"width": 1000, "height": 900}
+# Collects the policy violations the browser reports to the page (`securitypolicyviolation`
+# events, in no particular wording), from the first script on; read them from window.__csp.
+VIOLATIONS_JS = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', e =>
+  window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`));
+"""
 CANARY = "window.__canary === undefined ? null : String(window.__canary)"  # set by a script that ran
 
 

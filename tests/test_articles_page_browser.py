@@ -10,19 +10,11 @@ from urllib.parse import quote, unquote
 
 import pytest
 
-from postsdb.serve import running_server
-from test_browser import CHROMIUM, browser, only_local, page, playwright_api  # noqa: F401 (fixtures)
 
 PHONE, DESKTOP = (390, 844), (1400, 900)
 SIZES = pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
 FILTERED = "/posts/articles?tags__arraycontains=Newsletters&source=iYouPort"
 CREDIT = re.compile(r"Getty Images|Unsplash|^Photo(graph)? by|^https?://", re.I)
-
-
-@pytest.fixture(scope="module")
-def data_site(data_db):
-    with running_server(data_db) as base:
-        yield base
 
 
 def open_at(page, size, url: str) -> None:

@@ -13,16 +13,10 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import CANARY, local_context
+from conftest import CANARY, VIOLATIONS_JS, local_context
 from postsdb.serve import running_server
 from test_serve import RICH_ID, build_site
 
-# Collects the violations the browser reports to the page, from the first script on.
-VIOLATIONS_JS = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation', e =>
-  window.__csp.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample}`));
-"""
 INJECTED_BODY = (
     "<p>注入的正文</p><script>window.__canary = 'inline-script'</script>"
     "<img src=\"/-/no-such-image.png\" onerror=\"window.__canary = 'onerror'\">"

@@ -17,7 +17,7 @@ from selectolax.lexbor import LexborHTMLParser
 from postsdb.script import language
 from postsdb.serve import write_inspect_file
 from test_robots import google_allows
-from test_serve import HOSTILE_ID, RICH_ID, RICH_SENTENCE, SECOND_ID, get_html, make_datasette, site_db, site_inspect  # noqa: F401
+from test_serve import HOSTILE_ID, RICH_ID, RICH_SENTENCE, SECOND_ID, get_html, make_datasette
 
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
 SITEMAP = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}

@@ -12,18 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from postsdb.serve import running_server
-from test_browser import CHROMIUM, browser, only_local, page, playwright_api  # noqa: F401 (fixtures)
+from conftest import VIOLATIONS_JS
 
 PHONE, DESKTOP = (390, 844), (1400, 900)
 SIZES = pytest.mark.parametrize("size", [PHONE, DESKTOP], ids=["phone", "desktop"])
 SITEMAP = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
-
-
-@pytest.fixture(scope="module")
-def data_site(data_db):
-    with running_server(data_db) as base:
-        yield base
 
 
 def first_id(db, sql: str) -> int:
@@ -32,13 +25,13 @@ def first_id(db, sql: str) -> int:
 
 
 def open_page(page, url: str, size) -> list[str]:
-    """Go to `url` at `size`; the list fills with the console's CSP complaints."""
-    complaints: list[str] = []
-    page.on("console", lambda message: complaints.append(message.text) if "Content Security Policy" in message.text else None)
+    """Go to `url` at `size`; returns the policy violations the page reported
+    (`securitypolicyviolation` events, the browser's own report in no particular wording)."""
+    page.add_init_script(VIOLATIONS_JS)
     page.set_viewport_size({"width": size[0], "height": size[1]})
     response = page.goto(url, wait_until="load")
     assert response.status == 200, url
-    return complaints
+    return page.evaluate("window.__csp || []")
 
 
 def no_sideways_scroll(page) -> bool:
