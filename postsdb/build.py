@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from postsdb import relations
 from postsdb.load import Loader
 from postsdb.scan import POST_SUFFIXES, SourceFile, display_path, hash_files, scan_sources  # noqa: F401 (the build's API)
 from postsdb.state import EMPTY_STATE, differs, forget_changed, read_state
@@ -76,6 +77,7 @@ def build(
                 loader.add(source_file, hashes[source_file.rel], parsed)
                 tick()
             loader.finish()
+            relations.update(conn)
             check_foreign_keys(conn)
             after = dict(conn.execute("select id, sha256 from articles").fetchall())
             count_changes(summary, (previous or EMPTY_STATE).articles, after)

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from typing import Iterable
 
-from postsdb import search
+from postsdb import relations, search
 from postsdb.parse import Post, article_id
 from postsdb.scan import SourceFile
 
@@ -18,7 +18,7 @@ def delete_articles(conn: sqlite3.Connection, ids: Iterable[int]) -> None:
     if not rows:
         return
     search.delete(conn, [i for (i,) in rows])
-    for table in ("article_tags", "images", "links", "article_bodies"):
+    for table in ("article_tags", "images", "links", "article_bodies", "article_features"):
         conn.executemany(f"delete from {table} where article_id = ?", rows)
     conn.executemany("update article_files set status = 'superseded' where article_id = ?", rows)
     conn.executemany("delete from articles where id = ?", rows)
@@ -37,6 +37,7 @@ class Loader:
         # its pending terms out as a new segment whenever a rowid is lower than the last
         # one, and article ids are hashes, so one at a time made a segment per article.
         self.search_rows: list[tuple[int, tuple[str, str]]] = []
+        self.placeholder = 0  # the last revision number handed out, counting down from -1
         self.kept = {
             article: (published, path)
             for path, article, published in self.conn.execute(
@@ -62,6 +63,17 @@ class Loader:
         self.conn.execute(
             "insert into article_files (path, sha256, size, article_id, url, published, status) values (?, ?, ?, ?, ?, ?, ?)",
             (post.path, post.sha256, size, post.id, post.url, post.published, "kept" if keep else "superseded"),
+        )
+        self.revision(post)
+
+    def revision(self, post: Post) -> None:
+        """Every file of the URL is a revision, numbered for now by a negative placeholder:
+        `finish` numbers them 1..N, oldest first, once all of them are in."""
+        self.placeholder -= 1
+        self.conn.execute(
+            """insert into article_revisions (article_id, revision, path, published, title, body_html, body_text, sha256)
+            values (?, ?, ?, ?, ?, ?, ?, ?)""",
+            (post.id, self.placeholder, post.path, post.published, post.title, post.body.html, post.body.text, post.sha256),
         )
 
     def problem(self, rel: str, digest: str | None, size: int, reason: str) -> None:
@@ -112,6 +124,7 @@ class Loader:
         self.conn.executemany(
             "insert or ignore into article_tags (article_id, tag_id) values (?, ?)", [(post.id, t[0]) for t in tags]
         )
+        relations.store(self.conn, post.id, post.relation_features or relations.features(post.title, body.text))
         if self.with_search:
             self.search_rows.append((post.id, post.search_fields or search.index_fields(post.title, body.text)))
             if len(self.search_rows) >= SEARCH_BATCH:
@@ -124,6 +137,13 @@ class Loader:
 
     def finish(self) -> None:
         self.flush_search()
+        # The same order as the newest-revision rule: by published, then path; the last is kept.
+        self.conn.execute(
+            """update article_revisions set revision = (
+                select count(*) from article_revisions as other where other.article_id = article_revisions.article_id
+                and (other.published, other.path) <= (article_revisions.published, article_revisions.path)
+            ) where revision < 0"""
+        )
         self.conn.execute("delete from tags where id not in (select tag_id from article_tags)")
 
 

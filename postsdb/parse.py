@@ -114,6 +114,7 @@ class Post:
     publication: str | None = None
     topics: list[tuple[str, str]] = field(default_factory=list)  # (kind, name): category or tag
     search_fields: tuple[str, str] | None = field(default=None, repr=False)  # set by the build
+    relation_features: object | None = field(default=None, repr=False)  # set by the build: relations.Features
 
 
 def parse_post(path: Path, rel_path: str) -> Post:

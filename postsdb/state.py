@@ -60,6 +60,7 @@ def forget_changed(conn: sqlite3.Connection, before: State, hashes: dict) -> lis
     affected = {before.files[rel][1] for rel in touched if rel in before.files}
     reparse = {rel for rel, (_, article) in before.files.items() if article in affected and rel in hashes}
     delete_articles(conn, affected)
+    conn.executemany("delete from article_revisions where article_id = ?", [(a,) for a in affected])
     conn.executemany("delete from article_files where path = ?", [(p,) for p in touched | reparse])
     conn.executemany("delete from problems where path = ?", [(p,) for p in touched])
     return [hashes[rel][0] for rel in sorted(changed | reparse) if rel in hashes]

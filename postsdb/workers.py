@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Iterator
 
-from postsdb import search
+from postsdb import relations, search
 from postsdb.parse import Post, PostError, parse_post
 from postsdb.scan import SourceFile
 
@@ -40,8 +40,10 @@ def parse_or_reason(source_file: SourceFile) -> Post | str:
 def prepare(source_file: SourceFile, with_search: bool) -> Post | str:
     """Everything about one file that needs no database: run in a worker process."""
     post = parse_or_reason(source_file)
-    if with_search and not isinstance(post, str):
-        post.search_fields = search.index_fields(post.title, post.body.text)
+    if not isinstance(post, str):
+        post.relation_features = relations.features(post.title, post.body.text)
+        if with_search:
+            post.search_fields = search.index_fields(post.title, post.body.text)
     return post
 
 
