@@ -1,7 +1,11 @@
 """The article page: `/posts/articles/<id>` shows the article as a reader reads it.
 
 Bodies live in `article_bodies`, so the row page of `articles` fetches its body here, with
-the related articles (postsdb/related.py), and `templates/row-posts-articles.html` renders it. The stored HTML was sanitized at build time;
+what the build found about its relations to other texts (postsdb/relations.py): its related
+articles (`related_articles`, one indexed read), its copies at other URLs (`article_copies`)
+and how many versions it has (`article_revisions`). A database built before those tables
+existed gets related articles from postsdb/related.py, at request time.
+`templates/row-posts-articles.html` renders it. The stored HTML was sanitized at build time;
 it is put through the same allow-list again before it is marked safe, so a database built by
 anything else cannot bring scripts onto the page.
 """
@@ -25,6 +29,17 @@ select articles.id, articles.title, articles.url, articles.published, articles.p
 from articles left join article_bodies on article_bodies.article_id = articles.id
 where articles.id = :id
 """
+RELATED_SQL = """
+select articles.id, articles.title, articles.published_date, articles.source, articles.publication, articles.author
+from related_articles join articles on articles.id = related_articles.related_id
+where related_articles.article_id = :id order by related_articles.rank
+"""
+COPIES_SQL = """
+select articles.id, articles.title, articles.url, articles.source, articles.published_date, article_copies.overlap
+from article_copies join articles on articles.id = article_copies.copy_id
+where article_copies.article_id = :id order by articles.published, articles.id
+"""
+REVISIONS_SQL = "select count(*) from article_revisions where article_id = :id"
 
 
 @hookimpl
@@ -43,8 +58,7 @@ def extra_template_vars(view_name, database, table, request, datasette):
         row = rows.first()
         if not row:
             return {}
-        related = await db.execute_fn(lambda conn: related_articles(conn, row["id"], row["title"]))
-        return {"article": article(dict(row)), "related": related}
+        return {"article": article(dict(row)), **await relations(db, row["id"], row["title"])}
 
     return article_vars
 
@@ -58,3 +72,14 @@ def article(row: dict) -> dict:
         # Readers read 數字, not %E6%95%B8%E5%AD%97; the link itself keeps the exact URL.
         "url_display": unquote(row["url"] or "", errors="replace"),
     }
+
+
+async def relations(db, article_id: int, title: str) -> dict:
+    """Related articles, copies and the number of versions, as the build stored them."""
+    if not await db.table_exists("related_articles"):
+        related = await db.execute_fn(lambda conn: related_articles(conn, article_id, title))
+        return {"related": related, "copies": [], "revision_count": 1}
+    related = [dict(r) for r in await db.execute(RELATED_SQL, {"id": article_id})]
+    copies = [dict(r) for r in await db.execute(COPIES_SQL, {"id": article_id})]
+    count = (await db.execute(REVISIONS_SQL, {"id": article_id})).single_value()
+    return {"related": related, "copies": copies, "revision_count": count}

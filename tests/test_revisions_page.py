@@ -1,8 +1,10 @@
 """The revisions page, `/posts/articles/<id>/revisions` and `.json`, on real posts of data/
-with edited versions at the same URL: served by the real Datasette app, and in Chromium."""
+with edited versions at the same URL, and what the article page shows of relations (copies,
+versions, related articles): served by the real Datasette app, and in Chromium."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 
@@ -11,7 +13,7 @@ import pytest
 from postsdb.build import build
 from postsdb.serve import running_server, write_inspect_file
 from test_browser import CHROMIUM, browser, only_local, page, playwright_api  # noqa: F401 (fixtures)
-from test_relations import DATE_LINE, PARAGRAPH, edited_revision, front_and_body, real_posts, retitled
+from test_relations import DATE_LINE, PARAGRAPH, edited_revision, front_and_body, real_posts, retitled, traditional_copy
 from test_serve import get_html, get_json, make_datasette
 
 HOSTILE_TITLE = "<script>alert(1)</script> 标题 & 更多"
@@ -20,7 +22,8 @@ HOSTILE_TITLE = "<script>alert(1)</script> 标题 & 更多"
 @pytest.fixture(scope="module")
 def revised_db(tmp_path_factory):
     """Six real posts; the first has three versions: the original, one paragraph edited a
-    year later, and a third with a hostile title and one more paragraph."""
+    year later, and a third with a hostile title and one more paragraph; the second has a
+    copy in Traditional script at another URL."""
     folder = tmp_path_factory.mktemp("revised") / "posts"
     folder.mkdir()
     for path in real_posts(6):
@@ -33,6 +36,7 @@ def revised_db(tmp_path_factory):
     last = max(PARAGRAPH.findall(front_and_body(third)[1]), key=len)
     added = last + "\n<p>新增的一段：&lt;img src=x onerror=alert(2)&gt;</p>"
     (folder / "zzz-third.md").write_text(third.replace(last, added, 1), encoding="utf-8")
+    traditional_copy(folder / real_posts(2)[1].name, folder)
     db_path = folder.parent / "posts.db"
     build([folder], db_path)
     with sqlite3.connect(db_path) as conn:
@@ -94,6 +98,28 @@ async def test_one_version_is_said_and_unknown_ids_are_404(ds, revised_db):
     assert (await get_json(ds, f"/posts/articles/{single}/revisions.json"))["changes"] == []
     for path in ("/posts/articles/12345/revisions", "/posts/articles/12345/revisions.json", "/nope/articles/1/revisions"):
         assert (await ds.client.get(path)).status_code == 404, path
+
+
+def column(db_path, sql, params=()):
+    with sqlite3.connect(db_path) as conn:
+        return [row[0] for row in conn.execute(sql, params)]
+
+
+async def test_the_article_page_links_its_versions_and_its_copy_and_reads_related_articles(ds, revised_db):
+    db_path, revised, single = revised_db
+    html = await get_html(ds, f"/posts/articles/{revised}")
+    assert f'<a href="/posts/articles/{revised}/revisions">版本 · Revisions (3)</a>' in html
+    assert "/revisions" not in await get_html(ds, f"/posts/articles/{single}")
+
+    with sqlite3.connect(db_path) as conn:
+        article, copy = conn.execute("select article_id, copy_id from article_copies order by 1").fetchone()
+    html = await get_html(ds, f"/posts/articles/{article}")
+    copies = html[html.index("亦见于 · Also published at") :]
+    assert f'href="/posts/articles/{copy}"' in copies.split("</section>")[0]
+    related = html[html.index("相关文章 · Related articles") :].split("</section>")[0]
+    listed = [int(i) for i in re.findall(r'href="/posts/articles/(\d+)"', related)]
+    stored = column(db_path, "select related_id from related_articles where article_id = ? order by rank", (article,))
+    assert listed == stored and copy not in listed and article not in listed
 
 
 @pytest.fixture(scope="module")
