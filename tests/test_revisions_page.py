@@ -122,6 +122,19 @@ async def test_the_article_page_links_its_versions_and_its_copy_and_reads_relate
     assert listed == stored and copy not in listed and article not in listed
 
 
+async def test_the_cross_posted_query_lists_each_pair_once_earlier_first(ds, revised_db):
+    db_path = revised_db[0]
+    rows = await get_json(ds, "/posts/cross_posted.json?_shape=array")
+    with sqlite3.connect(db_path) as conn:
+        pairs = conn.execute("select article_id, copy_id, overlap from article_copies").fetchall()
+        published = dict(conn.execute("select id, published from articles"))
+    assert len(rows) == len(pairs) // 2 == 1
+    (row,) = rows
+    assert (row["article_id"], row["copy_id"], row["overlap"]) in pairs
+    assert published[row["article_id"]] <= published[row["copy_id"]]
+    assert row["copy_title"] == "轉載：另一個標題"
+
+
 @pytest.fixture(scope="module")
 def revised_site(revised_db):
     with running_server(revised_db[0]) as base:
