@@ -110,8 +110,10 @@ def test_a_short_text_has_no_signature_and_is_no_ones_copy():
     assert relations.features("标题", "一句话而已。").signature is None
 
 
-def test_terms_are_character_pairs_and_latin_words():
-    assert relations.terms(normalize("用tor翻牆 a VPN")) == {"tor": 1, "翻墙": 1, "vpn": 1}
+def test_terms_are_character_pairs_and_words_of_two_letters_or_more():
+    keys, counts = relations.term_counts(normalize("用tor翻牆 a VPN，VPN"))
+    same_keys, _ = relations.term_counts("vpn 翻墙 tor")  # 用 alone and "a" are no terms
+    assert list(keys) == list(same_keys) and sorted(counts) == [1, 1, 2]
 
 
 # --- copies -------------------------------------------------------------------------
