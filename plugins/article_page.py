@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from postsdb.body import sanitize
 from postsdb.related import related_articles
+from postsdb.relations import COPIES_SQL, RELATED_SQL
 from postsdb.schema import tag_names
 
 ARTICLE_SQL = """
@@ -28,16 +29,6 @@ select articles.id, articles.title, articles.url, articles.published, articles.p
   articles.image_count, articles.link_count, article_bodies.body_html
 from articles left join article_bodies on article_bodies.article_id = articles.id
 where articles.id = :id
-"""
-RELATED_SQL = """
-select articles.id, articles.title, articles.published_date, articles.source, articles.publication, articles.author
-from related_articles join articles on articles.id = related_articles.related_id
-where related_articles.article_id = :id order by related_articles.rank
-"""
-COPIES_SQL = """
-select articles.id, articles.title, articles.url, articles.source, articles.published_date, article_copies.overlap
-from article_copies join articles on articles.id = article_copies.copy_id
-where article_copies.article_id = :id order by articles.published, articles.id
 """
 REVISIONS_SQL = "select count(*) from article_revisions where article_id = :id"
 

@@ -257,6 +257,19 @@ def unit_rows(matrix):
 
 # --- in the database ------------------------------------------------------------------
 
+# What the article page reads (plugins/article_page.py), and the benchmark times.
+RELATED_SQL = """
+select articles.id, articles.title, articles.published_date, articles.source, articles.publication, articles.author
+from related_articles join articles on articles.id = related_articles.related_id
+where related_articles.article_id = :id order by related_articles.rank
+"""
+COPIES_SQL = """
+select articles.id, articles.title, articles.url, articles.source, articles.published_date, article_copies.overlap
+from article_copies join articles on articles.id = article_copies.copy_id
+where article_copies.article_id = :id order by articles.published, articles.id
+"""
+
+
 
 def update(conn: sqlite3.Connection) -> None:
     """Rewrite `article_copies` and `related_articles` from every article's features."""
