@@ -64,7 +64,7 @@ class Features:
     """What relations need of one article, as `article_features` stores it."""
 
     signature: bytes | None  # NUM_PERM MinHash values, uint32; None for a short text
-    terms: bytes  # the distinct terms' ids (uint32, CRC-32 of the term), then their counts (uint32)
+    terms: bytes  # `pack_terms`: the distinct terms' ids and their counts, compressed
 
 
 def features(title: str, body_text: str) -> Features:
@@ -72,7 +72,22 @@ def features(title: str, body_text: str) -> Features:
     body = normalize(body_text or "")
     values = signature(body)
     keys, counts = term_counts(normalize(title or "") + "\n" + body)
-    return Features(None if values is None else values.tobytes(), keys.tobytes() + counts.tobytes())
+    return Features(None if values is None else values.tobytes(), pack_terms(keys, counts))
+
+
+def pack_terms(keys: np.ndarray, counts: np.ndarray) -> bytes:
+    """Sorted ids as the gaps between them (uint32), then the counts (uint16, capped),
+    deflated: a third of the plain arrays' size, which is most of `article_features`."""
+    gaps = np.diff(keys.astype(np.int64), prepend=0).astype(np.uint32)
+    capped = np.minimum(counts, 0xFFFF).astype(np.uint16)
+    return zlib.compress(gaps.tobytes() + capped.tobytes(), 6)
+
+
+def unpack_terms(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+    raw = zlib.decompress(blob)
+    size = len(raw) // 6  # 4 bytes of gap and 2 of count a term
+    keys = np.cumsum(np.frombuffer(raw[: size * 4], dtype=np.uint32), dtype=np.uint64).astype(np.uint32)
+    return keys, np.frombuffer(raw[size * 4 :], dtype=np.uint16)
 
 
 def signature(normal_text: str) -> np.ndarray | None:
@@ -85,6 +100,12 @@ def signature(normal_text: str) -> np.ndarray | None:
     minhash = MinHash(seed=SEED, hashfunc=int, permutations=permutations(), scheme="affine32")
     minhash.update_batch(shingles.tolist())
     return minhash.hashvalues.astype(np.uint32)
+
+
+def warm_up() -> None:
+    """Import datasketch and draw the permutations before the parse workers are forked,
+    so that each of them does not do it again (its import alone takes 0.3-0.8 s)."""
+    permutations()
 
 
 @functools.lru_cache(maxsize=1)
@@ -215,10 +236,10 @@ def tfidf_matrix(term_blobs: list[bytes]):
 
     keys, counts, lengths = [], [], []
     for blob in term_blobs:
-        half = len(blob) // 2
-        keys.append(np.frombuffer(blob[:half], dtype=np.uint32))
-        counts.append(np.frombuffer(blob[half:], dtype=np.uint32))
-        lengths.append(half // 4)
+        found, counted = unpack_terms(blob)
+        keys.append(found)
+        counts.append(counted)
+        lengths.append(len(found))
     all_keys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint32)
     vocabulary, columns = np.unique(all_keys, return_inverse=True)
     rows = np.repeat(np.arange(len(term_blobs)), lengths)

@@ -69,6 +69,7 @@ def parse_all(files: list[SourceFile], with_search: bool) -> Iterator[tuple[Sour
     if workers < 2 or len(files) < PARALLEL_FROM:
         yield from ((f, work(f)) for f in files)
         return
+    relations.warm_up()  # inherited by the forked workers
     with worker_pool(workers) as pool:
         pending: collections.deque = collections.deque()
         for start in range(0, len(files), BATCH):
