@@ -60,6 +60,10 @@ def main() -> None:
                     row.append(precision)
                 print(f"{entry['title'][:26]:{52 - sum(1 for c in entry['title'][:26] if ord(c) > 0x2E80)}}{row[0]:9.1f}{row[1]:7.1f}")
     print()
+    # No list can do better than the articles judged on the subject (a lower bound: only
+    # what some method listed was judged); in a sample of 151, several have fewer than five.
+    ceiling = sum(min(K, len(entry["same_subject"])) / K for entry in judged) / len(judged)
+    print(f"precision@{K}, at best         {ceiling:.2f}   (the judged same-subject articles, at most {K} an article)")
     for method, values in scores.items():
         print(f"precision@{K}, {method:16} {sum(values) / len(values):.2f}   ({len(values)} articles; {unjudged[method]} listed articles unjudged, counted as off subject)")
 
