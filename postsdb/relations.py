@@ -205,15 +205,17 @@ def mix(values: np.ndarray) -> np.ndarray:
 def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]], copies: set) -> list[tuple]:
     """(article, rank, related, score) rows: each article's RELATED best by score."""
     texts = tfidf_matrix(term_blobs)
+    texts_t = texts.T.tocsr()  # once: a product with a transpose would convert it every time
     subjects = topic_matrix(ids, topics)
+    subjects_t = None if subjects is None else subjects.T.tocsr()
     position = {article: i for i, article in enumerate(ids)}
     rows = []
     for start in range(0, len(ids), CHUNK):
         stop = min(start + CHUNK, len(ids))
-        scores = (texts[start:stop] @ texts.T).toarray()
+        scores = (texts[start:stop] @ texts_t).toarray()
         scores[scores < MIN_SCORE] = 0.0  # before topics: they must not lift a pair the texts reject
         if subjects is not None:
-            scores *= 1.0 + TOPIC_BOOST * (subjects[start:stop] @ subjects.T).toarray()
+            scores *= 1.0 + TOPIC_BOOST * (subjects[start:stop] @ subjects_t).toarray()
         for i in range(start, stop):
             scores[i - start, i] = 0.0
         for article, other in copies:
@@ -258,7 +260,8 @@ def tfidf_matrix(term_blobs: list[bytes]):
     df = np.bincount(columns, minlength=len(vocabulary))
     idf = np.log((1 + len(term_blobs)) / (1 + df)) + 1.0
     idf[df < 2] = 0.0
-    matrix = matrix @ sparse.diags(idf)
+    matrix = (matrix @ sparse.diags(idf)).tocsr()
+    matrix.eliminate_zeros()  # the terms of one article: stored zeros would still be multiplied
     return unit_rows(matrix)
 
 
