@@ -133,6 +133,8 @@ async def test_the_cross_posted_query_lists_each_pair_once_earlier_first(ds, rev
     assert (row["article_id"], row["copy_id"], row["overlap"]) in pairs
     assert published[row["article_id"]] <= published[row["copy_id"]]
     assert row["copy_title"] == "轉載：另一個標題"
+    both = await get_json(ds, f"/posts/article_copies.json?_shape=array&article_id={row['copy_id']}")
+    assert [(r["article_id"], r["copy_id"]) for r in both] == [(row["copy_id"], row["article_id"])]
 
 
 @pytest.fixture(scope="module")
