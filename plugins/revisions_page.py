@@ -37,6 +37,8 @@ async def revisions_view(datasette, request):
     if not await db.table_exists("article_revisions"):
         raise NotFound("this database keeps no revisions")
     article_id = int(request.url_vars["id"])
+    if not -(2**63) <= article_id < 2**63:  # beyond SQLite's integers: no article has it
+        raise NotFound(f"no article {article_id}")
     found = (await db.execute(ARTICLE, {"id": article_id})).first()
     if found is None:
         raise NotFound(f"no article {article_id}")

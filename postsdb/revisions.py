@@ -27,7 +27,7 @@ TOKEN = re.compile(f"{CJK_RUN.pattern[:-1]}|[^\\W_]+|\\s+|.", re.S)  # one CJK c
 FIRST_CODE = 0x20000  # tokens become characters from here on: past the surrogates, room for 900,000
 OPS = {-1: "delete", 0: "equal", 1: "insert"}
 CONTEXT = 80  # characters of unchanged text kept on each side of a change
-TIMEOUT = 2.0  # seconds; past it diff-match-patch returns a coarser, still correct, diff
+TIMEOUT = 0.5  # seconds a pair; past it diff-match-patch returns a coarser, still correct, diff
 
 
 def tokens(text: str) -> list[str]:

@@ -96,7 +96,12 @@ async def test_one_version_is_said_and_unknown_ids_are_404(ds, revised_db):
     html = await get_html(ds, f"/posts/articles/{single}/revisions")
     assert "This article has one version only" in html
     assert (await get_json(ds, f"/posts/articles/{single}/revisions.json"))["changes"] == []
-    for path in ("/posts/articles/12345/revisions", "/posts/articles/12345/revisions.json", "/nope/articles/1/revisions"):
+    for path in (
+        "/posts/articles/12345/revisions",
+        "/posts/articles/12345/revisions.json",
+        "/posts/articles/9999999999999999999/revisions.json",  # beyond 64 bits
+        "/nope/articles/1/revisions",
+    ):
         assert (await ds.client.get(path)).status_code == 404, path
 
 
