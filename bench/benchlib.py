@@ -4,11 +4,20 @@ The corpus is the real sample the project ships in `data/`, copied
 N times into a temporary folder. Copy k of a post gets `-copy-k` appended to the path of
 its `from:` URL (so it is a different article: query strings may be stripped as tracking
 parameters, paths never are), ` #k` appended to its title, and a `k-` file name prefix.
+
+Copies differ in their text, so that the build's relations between texts (copies, related
+articles: postsdb/relations.py) meet the shape of a real archive, not 29 copies of every
+article: copy k drops the tokens (a CJK character or a Latin word, in text, never in a
+tag) at 8 of every 30 positions, which 8 chosen by k. Two copies of one post then share
+about a twentieth of their five-token shingles (no copies), and most of their words (their
+related lists find each other, as articles on one subject do). As in the archive, a few
+posts are cross-posted: every COPIED_EVERY-th post keeps its text whole in copies 1 and 2.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -28,6 +37,10 @@ FRONT_MATTER_END = re.compile(r"^---[ \t]*$", re.M)
 FROM_LINE = re.compile(r"^(from:[ \t]*)(\S.*?)[ \t]*$", re.M)
 QUOTED_TITLE = re.compile(r'^(title:[ \t]*")(.+)("[ \t]*)$', re.M)
 SUMMARY_SECONDS = re.compile(r"; ([\d.]+) s; (?:wrote|left) ")
+TAG_OR_TEXT = re.compile(r"(<[^>]*>)")
+TOKEN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[A-Za-z]+")
+PERIOD, DROPPED = 30, 8  # copy k drops the tokens at 8 of every 30 positions
+COPIED_EVERY = 50  # every 50th post is left whole in copies 1 and 2: a cross-post
 
 
 # --- the scaled-up corpus -------------------------------------------------------
@@ -59,8 +72,9 @@ def copy_url(url: str, k: int) -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-def copy_post(text: str, k: int) -> str:
-    """Copy k of one post: a new `from:` URL and a new title, the body as it was."""
+def copy_post(text: str, k: int, whole: bool = False) -> str:
+    """Copy k of one post: a new `from:` URL and a new title, the body perturbed (as it was
+    if `whole`)."""
     if not text.startswith("---\n"):
         return text
     end = FRONT_MATTER_END.search(text, 4)
@@ -69,21 +83,38 @@ def copy_post(text: str, k: int) -> str:
     front, rest = text[: end.start()], text[end.start() :]
     front = FROM_LINE.sub(lambda m: m.group(1) + copy_url(m.group(2), k), front, count=1)
     front = QUOTED_TITLE.sub(lambda m: f"{m.group(1)}{m.group(2)} #{k}{m.group(3)}", front, count=1)
-    return front + rest
+    return front + (rest if whole else perturb(rest, k))
+
+
+def perturb(html: str, k: int) -> str:
+    """The text of `html` with the tokens at copy k's positions dropped; tags untouched."""
+    dropped = frozenset(random.Random(k).sample(range(PERIOD), DROPPED))
+    position = 0
+
+    def keep_or_drop(match: re.Match) -> str:
+        nonlocal position
+        position += 1
+        return "" if position % PERIOD in dropped else match.group(0)
+
+    parts = TAG_OR_TEXT.split(html)
+    for i in range(0, len(parts), 2):  # even parts are text, odd ones tags
+        parts[i] = TOKEN.sub(keep_or_drop, parts[i])
+    return "".join(parts)
 
 
 def make_corpus(folder: Path, copies: int, posts: list[Path]) -> tuple[int, int]:
     """Write `copies` altered copies of every post into `folder`; return (files, bytes)."""
     folder.mkdir(parents=True, exist_ok=True)
     files = size = 0
-    for post in posts:
+    for index, post in enumerate(posts):
         data = post.read_bytes()
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = None
         for k in range(1, copies + 1):
-            out = copy_post(text, k).encode("utf-8") if text is not None else data
+            whole = index % COPIED_EVERY == 0 and k <= 2
+            out = copy_post(text, k, whole).encode("utf-8") if text is not None else data
             (folder / f"{k}-{post.name}").write_bytes(out)
             files += 1
             size += len(out)

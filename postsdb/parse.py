@@ -116,6 +116,7 @@ class Post:
     topics: list[tuple[str, str]] = field(default_factory=list)  # (kind, name): category or tag
     search_fields: tuple[str, str] | None = field(default=None, repr=False)  # set by the build
     lead: str = ""  # the start of the text, without photo credits and captions (postsdb.lead)
+    relation_features: object | None = field(default=None, repr=False)  # set by the build: relations.Features
 
 
 def parse_post(path: Path, rel_path: str) -> Post:

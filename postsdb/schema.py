@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 # Bump when a table changes shape: an older database is then rebuilt from scratch.
-SCHEMA_VERSION = 5  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles; 5: articles.lead, authors never a site's name
+SCHEMA_VERSION = 6  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles; 5: articles.lead, authors never a site's name; 6: article_copies, article_revisions, related_articles, article_features
 
 TABLES = {
     "articles": {
@@ -94,6 +94,40 @@ TABLES = {
         "pk": "path",
         "not_null": {"reason"},
     },
+    # Relations between texts (postsdb/relations.py), derived from the loaded articles.
+    "article_copies": {  # both directions: (A, B) and (B, A); never (A, A)
+        "columns": {"article_id": int, "copy_id": int, "overlap": float},
+        "pk": ("article_id", "copy_id"),
+        "foreign_keys": [("article_id", "articles", "id"), ("copy_id", "articles", "id")],
+        "not_null": {"overlap"},
+    },
+    "article_revisions": {  # one row per file of the article's URL; 1 is the oldest
+        "columns": {
+            "article_id": int,
+            "revision": int,
+            "path": str,
+            "published": str,
+            "title": str,
+            "body_html": str,
+            "body_text": str,
+            "sha256": str,
+        },
+        "pk": ("article_id", "revision"),
+        "foreign_keys": [("article_id", "articles", "id")],
+        "not_null": {"path", "sha256"},
+    },
+    "related_articles": {  # rank 1..5, best first
+        "columns": {"article_id": int, "rank": int, "related_id": int, "score": float},
+        "pk": ("article_id", "rank"),
+        "foreign_keys": [("article_id", "articles", "id"), ("related_id", "articles", "id")],
+        "not_null": {"related_id", "score"},
+    },
+    "article_features": {  # what relations are computed from, kept so unchanged articles need no re-reading
+        "columns": {"article_id": int, "signature": bytes, "terms": bytes},
+        "pk": "article_id",
+        "foreign_keys": [("article_id", "articles", "id")],
+        "not_null": {"terms"},
+    },
     "builds": {
         "columns": {
             "id": int,
@@ -118,6 +152,8 @@ INDEXES = {
     "tags": [["kind", "name"], ["name"]],
     "article_tags": [["tag_id"]],
     "article_files": [["article_id"], ["status"]],
+    "article_copies": [["copy_id"]],
+    "related_articles": [["related_id"]],
 }
 UNIQUE_INDEXES = {("articles", "url"), ("tags", "kind", "name")}
 

@@ -75,6 +75,12 @@ def test_foreign_keys_are_declared_and_hold(corpus_db):
         ("article_tags", "article_id", "articles", "id"),
         ("article_tags", "tag_id", "tags", "id"),
         ("article_files", "article_id", "articles", "id"),
+        ("article_copies", "article_id", "articles", "id"),
+        ("article_copies", "copy_id", "articles", "id"),
+        ("article_revisions", "article_id", "articles", "id"),
+        ("related_articles", "article_id", "articles", "id"),
+        ("related_articles", "related_id", "articles", "id"),
+        ("article_features", "article_id", "articles", "id"),
     }
     assert rows(corpus_db, "PRAGMA foreign_key_check") == []
 

@@ -128,7 +128,8 @@ async def test_article_pages_list_related_articles_never_themselves(ds, corpus_d
         page = await get_html(ds, f"/posts/articles/{article_id}")
         section = page.split('<section class="article-related">', 1)[1].split("</section>", 1)[0]
         linked = [int(i) for i in re.findall(r'class="article-item-title" href="/posts/articles/(\d+)"', section)]
-        assert len(linked) == 5 and article_id not in linked and len(set(linked)) == 5, (article_id, linked)
+        # Up to five: an article whose text is a line (a link and a title) relates to fewer.
+        assert 1 <= len(linked) <= 5 and article_id not in linked and len(set(linked)) == len(linked), (article_id, linked)
 
 
 async def test_related_articles_share_topics_first(ds, corpus_db):

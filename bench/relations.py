@@ -1,0 +1,171 @@
+"""Benchmark the relations between texts (postsdb/relations.py) on the sample scaled up N times.
+
+    python bench/relations.py                         # N=30: about 4,500 posts
+    python bench/relations.py --baseline CODE_DIR     # also a build by other code, e.g. before relations
+    python bench/relations.py --copies 5
+
+The corpus is bench/benchlib.py's, whose copies differ in their text (see there). Reports:
+
+- the full build (with the search index, as `build` runs by default) against the naive
+  pipeline (bench/naive.py with its FTS): target <= 0.45x;
+- what relations add: the CPU seconds of computing every article's features (done by the
+  parse workers, so spread over the cores) and of `relations.update` (every pair, in the
+  writing process), and their share of the build's CPU seconds; with --baseline, the same
+  build by that code (`git archive <commit> build_db.py postsdb | tar -x -C CODE_DIR`);
+- one changed file's rebuild, which recomputes every pair;
+- the article page's related look-up (`relations.RELATED_SQL`, one indexed read) against
+  the request-time one it replaced (postsdb/related.py), p50 and p99 over 1,000 articles:
+  target <= 1 ms;
+- the relation tables' size next to the database's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import ROOT, append_paragraph, build_command, run_measured, snapshot_code
+from build import Builder, Corpus, naive_build, prepare
+
+sys.path.insert(0, str(ROOT))
+from postsdb import related, relations  # noqa: E402
+
+NAIVE_TARGET = 0.45
+LOOKUP_TARGET_MS = 1.0
+TABLES = ("article_copies", "article_revisions", "related_articles", "article_features")
+LOOKUPS = 1000
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--copies", type=int, default=30, metavar="N", help="copies of each corpus post (default 30)")
+    parser.add_argument("--baseline", type=Path, help="a folder holding build_db.py and postsdb/ of other code to compare")
+    return parser.parse_args()
+
+
+def features_cpu(db: Path) -> float:
+    """CPU seconds of computing every article's features, one process (the build spreads
+    this over its workers)."""
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select title, body_text from articles join article_bodies on article_id = id").fetchall()
+    relations.features("", "")  # imports and the permutations, as a worker has them after its first article
+    started = time.process_time()
+    for title, body in rows:
+        relations.features(title, body)
+    return time.process_time() - started
+
+
+def update_cpu(db: Path) -> float:
+    with sqlite3.connect(db) as conn:
+        started = time.process_time()
+        relations.update(conn)
+        spent = time.process_time() - started
+        conn.rollback()
+    return spent
+
+
+def lookups(db: Path, clock=time.process_time) -> dict[str, list[float]]:
+    """Milliseconds per look-up, for the table read and the request-time method, in CPU
+    time by default (steadier than wall time on a machine doing other work)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        articles = conn.execute("select id, title from articles").fetchall()
+        sample = random.Random(1).sample(articles, min(LOOKUPS, len(articles)))
+        times = {"related_articles table": [], "request time (postsdb/related.py)": []}
+        for article_id, title in sample:
+            started = clock()
+            conn.execute(relations.RELATED_SQL, {"id": article_id}).fetchall()
+            times["related_articles table"].append((clock() - started) * 1000)
+            started = clock()
+            related.related_articles(conn, article_id, title)
+            times["request time (postsdb/related.py)"].append((clock() - started) * 1000)
+    return times
+
+
+def sizes(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        pages = dict(conn.execute("select name, sum(pgsize) from dbstat group by name").fetchall())
+        indexes = dict(conn.execute("select name, tbl_name from sqlite_master where type = 'index'").fetchall())
+    out = {table: 0 for table in TABLES}
+    for name, size in pages.items():
+        owner = indexes.get(name, name)
+        if owner in out:
+            out[owner] += size
+    out["whole database"] = db.stat().st_size
+    return out
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="posts-relations-") as temp:
+        base = Path(temp)
+        builder = Builder(snapshot_code(base / "code"))
+        print(f"writing {args.copies} copies of the corpus ...", file=sys.stderr)
+        corpus: Corpus = prepare(base / "corpus", args.copies)
+        db = base / "posts.db"
+        print("full build ...", file=sys.stderr)
+        full = builder.run(corpus, db, search=True)
+        baseline = None
+        if args.baseline:
+            print("full build by the baseline code ...", file=sys.stderr)
+            baseline = run_measured(build_command(args.baseline.resolve(), corpus.folder, base / "baseline.db", True))
+        print("naive pipeline ...", file=sys.stderr)
+        naive = naive_build(corpus, base / "naive.db")
+        print("one changed file ...", file=sys.stderr)
+        append_paragraph(corpus.files[len(corpus.files) // 2], 1)
+        changed = builder.run(corpus, db, search=True)
+        print("relations alone, in this process ...", file=sys.stderr)
+        features, update = features_cpu(db), update_cpu(db)
+        times = {f"{name}, cpu": values for name, values in lookups(db).items()}
+        times.update({f"{name}, wall": values for name, values in lookups(db, time.perf_counter).items()})
+        with sqlite3.connect(db) as conn:
+            counts = {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in ("articles", *TABLES)}
+        table_sizes = sizes(db)
+    report(args, corpus, full, baseline, naive, changed, features, update, times, counts, table_sizes)
+
+
+def report(args, corpus, full, baseline, naive, changed, features, update, times, counts, table_sizes) -> None:
+    print(f"Corpus: {len(corpus.files):,} files, {corpus.megabytes:.1f} MB (x{args.copies}, copies perturbed)")
+    print(f"Rows: {counts}")
+    print()
+    print(f"{'':44}{'wall s':>8}{'work s':>8}{'cpu s':>8}")
+    rows = [("full build with relations (and search)", full), ("naive pipeline, default FTS", naive)]
+    if baseline:
+        rows.insert(1, ("full build by the baseline code", baseline))
+    rows.append(("one changed file, rebuild", changed))
+    for label, run in rows:
+        print(f"{label:44}{run.wall:8.2f}{run.inner or 0:8.2f}{run.cpu:8.2f}")
+    print()
+    ratio = full.cpu / naive.cpu
+    print(f"build / naive, cpu s: {ratio:.2f}x (work s: {full.inner / naive.inner:.2f}x)   target <= {NAIVE_TARGET}x   {'ok' if ratio <= NAIVE_TARGET else 'MISSED'}")
+    added = features + update
+    print(
+        f"relations add {added:.2f} cpu s: features {features:.2f} (in the parse workers), every pair {update:.2f} "
+        f"(in the writer); {added / full.cpu:.0%} of the build's {full.cpu:.2f} cpu s"
+    )
+    if baseline:
+        print(f"with relations - baseline: {full.cpu - baseline.cpu:+.2f} cpu s, {full.inner - baseline.inner:+.2f} work s")
+    print()
+    for name, values in times.items():
+        p50, p99 = statistics.median(values), percentile(values, 0.99)
+        verdict = f"   target <= {LOOKUP_TARGET_MS} ms   {'ok' if p99 <= LOOKUP_TARGET_MS else 'MISSED'}" if "table" in name else ""
+        print(f"related look-up, {name:42} p50 {p50:6.3f} ms  p99 {p99:6.3f} ms{verdict}")
+    print()
+    whole = table_sizes.pop("whole database")
+    for table, size in table_sizes.items():
+        print(f"{table:20} {size / 1e6:8.2f} MB  {size / whole:6.1%} of the database")
+    print(f"{'whole database':20} {whole / 1e6:8.2f} MB")
+
+
+if __name__ == "__main__":
+    main()

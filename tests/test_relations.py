@@ -1,0 +1,225 @@
+"""Relations between texts (postsdb/relations.py), built from real posts of data/: copies,
+revisions and related articles, and an incremental build's tables against a fresh build's."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import opencc
+import pytest
+import sqlite_utils
+
+from conftest import DATA
+from postsdb import relations
+from postsdb.build import build
+from postsdb.search import normalize
+
+RELATION_TABLES = ("article_copies", "related_articles", "article_revisions", "article_features")
+FROM_LINE = re.compile(r"^from:.*$", re.M)
+TITLE_LINE = re.compile(r"^title:.*$", re.M)
+DATE_LINE = re.compile(r"^date:.*$", re.M)
+PARAGRAPH = re.compile(r"<p>(?:(?!</p>).){40,}?</p>", re.S)
+
+
+def rows(db_path, sql, params=()):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def relation_dump(db_path) -> dict:
+    db = sqlite_utils.Database(db_path)
+    return {name: list(db[name].rows_where(order_by=", ".join(db[name].pks))) for name in RELATION_TABLES}
+
+
+def real_posts(count: int) -> list[Path]:
+    """The first Chinese posts of the sample with a few long paragraphs."""
+    found = []
+    for path in sorted((DATA / "posts").glob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        if len(PARAGRAPH.findall(text)) >= 3:
+            found.append(path)
+        if len(found) == count:
+            return found
+    raise AssertionError("the sample has too few posts with paragraphs")
+
+
+def front_and_body(text: str) -> tuple[str, str]:
+    end = text.index("\n---", 4) + len("\n---")
+    return text[:end], text[end:]
+
+
+def retitled(text: str, *, url: str | None = None, title: str | None = None, date: str | None = None) -> str:
+    front, body = front_and_body(text)
+    if url:
+        front = FROM_LINE.sub(f"from: {url}", front, count=1)
+    if title:
+        front = TITLE_LINE.sub(f'title: "{title}"', front, count=1)
+    if date:
+        front = DATE_LINE.sub(f"date: {date}", front, count=1)
+    return front + body
+
+
+def traditional_copy(original: Path, folder: Path, name: str = "copy.md") -> Path:
+    """The real post republished elsewhere: Traditional script, its own title and URL, and
+    the other site's line at the top."""
+    text = opencc.OpenCC("s2t.json").convert(original.read_text(encoding="utf-8"))
+    front, body = front_and_body(retitled(text, url="https://mirror.example.org/reposted/1", title="轉載：另一個標題"))
+    path = folder / name
+    path.write_text(front + "\n<p>本文轉載自其他網站，版權歸原作者所有。</p>\n" + body, encoding="utf-8")
+    return path
+
+
+def article_id_of(db_path, path: str) -> int:
+    return rows(db_path, "select article_id from article_files where path = ?", (path,))[0][0]
+
+
+def copies(db_path) -> set[tuple[int, int]]:
+    return {(a, b) for a, b in rows(db_path, "select article_id, copy_id from article_copies")}
+
+
+def assert_same_as_fresh(folder: Path, incremental: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    fresh.unlink(missing_ok=True)
+    build([folder], fresh)
+    assert relation_dump(incremental) == relation_dump(fresh)
+
+
+@pytest.fixture
+def real_folder(tmp_path) -> Path:
+    folder = tmp_path / "posts"
+    folder.mkdir()
+    for path in real_posts(6):
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+# --- the pure part ------------------------------------------------------------------
+
+
+def test_a_text_and_its_traditional_script_have_one_signature():
+    text = real_posts(1)[0].read_text(encoding="utf-8")
+    other = opencc.OpenCC("s2t.json").convert(text)
+    assert other != text
+    assert relations.features("", text).signature == relations.features("", other).signature
+
+
+def test_a_short_text_has_no_signature_and_is_no_ones_copy():
+    assert relations.features("标题", "一句话而已。").signature is None
+
+
+def test_terms_are_character_pairs_and_words_of_two_letters_or_more():
+    keys, counts = relations.term_counts(normalize("用tor翻牆 a VPN，VPN"))
+    same_keys, _ = relations.term_counts("vpn 翻墙 tor")  # 用 alone and "a" are no terms
+    assert list(keys) == list(same_keys) and sorted(counts) == [1, 1, 2]
+
+
+# --- copies -------------------------------------------------------------------------
+
+
+def test_a_copy_in_traditional_script_at_another_url_is_found_both_ways(real_folder, tmp_path):
+    original = real_posts(1)[0]
+    traditional_copy(original, real_folder)
+    db_path = tmp_path / "posts.db"
+    build([real_folder], db_path)
+    a, b = article_id_of(db_path, original.name), article_id_of(db_path, "copy.md")
+    assert a != b
+    assert copies(db_path) == {(a, b), (b, a)}
+    (overlap,) = {o for (o,) in rows(db_path, "select overlap from article_copies")}
+    assert relations.COPY_THRESHOLD <= overlap <= 1
+
+
+def test_related_articles_are_never_the_article_or_its_copy(real_folder, tmp_path):
+    traditional_copy(real_posts(1)[0], real_folder)
+    db_path = tmp_path / "posts.db"
+    build([real_folder], db_path)
+    listed = rows(db_path, "select article_id, related_id from related_articles")
+    assert listed  # six real posts on related subjects do relate
+    assert not [pair for pair in listed if pair[0] == pair[1] or pair in copies(db_path)]
+    ranks = rows(db_path, "select article_id, group_concat(rank) from related_articles group by article_id")
+    assert all(
+        [int(r) for r in numbers.split(",")] == list(range(1, len(numbers.split(",")) + 1)) for _, numbers in ranks
+    )
+
+
+def test_a_copy_added_edited_and_deleted_changes_exactly_its_pairs(real_folder, tmp_path):
+    db_path = tmp_path / "incremental.db"
+    build([real_folder], db_path)
+    assert copies(db_path) == set()
+    before = rows(db_path, "select * from related_articles order by 1, 2")
+
+    original = real_posts(1)[0]
+    copy = traditional_copy(original, real_folder)
+    build([real_folder], db_path)
+    a, b = article_id_of(db_path, original.name), article_id_of(db_path, "copy.md")
+    assert copies(db_path) == {(a, b), (b, a)}
+    assert_same_as_fresh(real_folder, db_path, tmp_path)
+
+    # Edited into a text of its own: its shortest long paragraph only. No longer a copy.
+    front, body = front_and_body(copy.read_text(encoding="utf-8"))
+    copy.write_text(front + "\n" + min(PARAGRAPH.findall(body), key=len) + "\n", encoding="utf-8")
+    build([real_folder], db_path)
+    assert copies(db_path) == set()
+    assert_same_as_fresh(real_folder, db_path, tmp_path)
+
+    copy.unlink()
+    build([real_folder], db_path)
+    assert copies(db_path) == set()
+    assert rows(db_path, "select * from related_articles order by 1, 2") == before
+    assert_same_as_fresh(real_folder, db_path, tmp_path)
+
+
+# --- revisions -----------------------------------------------------------------------
+
+
+def edited_revision(original: Path, folder: Path) -> Path:
+    """The same URL a day later, with one paragraph rewritten."""
+    text = original.read_text(encoding="utf-8")
+    paragraph = PARAGRAPH.findall(front_and_body(text)[1])[1]
+    edited = text.replace(paragraph, "<p>此段已被编辑删改，原文不再可见。</p>", 1)
+    date = DATE_LINE.search(text).group(0).split(":", 1)[1].strip()
+    later = retitled(edited, date=str(int(date[:4]) + 1) + date[4:], title="改过的标题")
+    path = folder / ("zz-" + original.name)
+    path.write_text(later, encoding="utf-8")
+    return path
+
+
+def test_every_file_of_a_url_is_a_revision_oldest_first(real_folder, tmp_path):
+    original = real_posts(1)[0]
+    newer = edited_revision(original, real_folder)
+    db_path = tmp_path / "posts.db"
+    build([real_folder], db_path)
+    article = article_id_of(db_path, original.name)
+    revisions = rows(
+        db_path, "select revision, path, title from article_revisions where article_id = ? order by revision", (article,)
+    )
+    assert [(r, p) for r, p, _ in revisions] == [(1, original.name), (2, newer.name)]
+    assert revisions[1][2] == "改过的标题"
+    assert "此段已被编辑删改" in rows(db_path, "select body_text from article_revisions where revision = 2")[0][0]
+    assert "此段已被编辑删改" not in rows(db_path, "select body_text from article_revisions where revision = 1")[0][0]
+    assert rows(db_path, "select body_html from article_revisions where revision = 2") == rows(
+        db_path, "select body_html from article_bodies where article_id = ?", (article,)
+    )
+    assert rows(db_path, "select count(*) from article_revisions") == [(6 + 1,)]
+
+
+def test_revisions_added_and_removed_incrementally_match_a_fresh_build(real_folder, tmp_path):
+    original = real_posts(1)[0]
+    db_path = tmp_path / "incremental.db"
+    build([real_folder], db_path)
+    newer = edited_revision(original, real_folder)
+    build([real_folder], db_path)
+    assert rows(db_path, "select max(revision) from article_revisions") == [(2,)]
+    assert_same_as_fresh(real_folder, db_path, tmp_path)
+    newer.unlink()
+    build([real_folder], db_path)
+    assert rows(db_path, "select max(revision) from article_revisions") == [(1,)]
+    assert_same_as_fresh(real_folder, db_path, tmp_path)
+
+
+def test_the_sample_relates_every_article_to_others(data_db):
+    listed = rows(data_db, "select count(distinct article_id) from related_articles")[0][0]
+    assert listed == rows(data_db, "select count(*) from articles")[0][0]
+    assert rows(data_db, "select count(*) from related_articles where article_id = related_id") == [(0,)]
