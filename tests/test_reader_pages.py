@@ -210,23 +210,26 @@ async def test_an_english_article_says_so_and_offers_no_conversion(corpus_ds, co
     assert tree.css(".article-script a") == []
 
 
-def with_relations(db, tmp_path):
-    """A copy of `db` with the relation tables (their contract): RICH and SECOND copies of each
-    other, RICH with three revisions, and HOSTILE as RICH's one related article."""
+RELATION_TABLES = ("article_copies", "article_revisions", "related_articles")
+
+
+def with_relations(db, tmp_path, drop: bool = False):
+    """A copy of `db` whose relation tables say what the test needs: RICH and SECOND copies
+    of each other, RICH with three revisions, and HOSTILE as RICH's one related article.
+    With `drop`, a copy without those tables, as a database built before them."""
     copy = tmp_path / "posts.db"
     shutil.copy(db, copy)
     with sqlite3.connect(copy) as conn:
-        conn.executescript(
-            """
-            create table article_copies (article_id integer, copy_id integer, overlap real, primary key (article_id, copy_id));
-            create table article_revisions (article_id integer, revision integer, path text, published text,
-              title text, body_html text, body_text text, sha256 text, primary key (article_id, revision));
-            create table related_articles (article_id integer, rank integer, related_id integer, score real, primary key (article_id, rank));
-            """
-        )
-        conn.executemany("insert into article_copies values (?, ?, 0.9)", [(RICH_ID, SECOND_ID), (SECOND_ID, RICH_ID)])
-        conn.executemany("insert into article_revisions (article_id, revision) values (?, ?)", [(RICH_ID, n) for n in (1, 2, 3)])
-        conn.execute("insert into related_articles values (?, 1, ?, 1.0)", (RICH_ID, HOSTILE_ID))
+        for table in RELATION_TABLES:
+            conn.execute(f"{'drop table' if drop else 'delete from'} {table}")
+        if not drop:
+            conn.executemany("insert into article_copies values (?, ?, 0.9)", [(RICH_ID, SECOND_ID), (SECOND_ID, RICH_ID)])
+            conn.executemany(
+                "insert into article_revisions select id, ?, path, published, title, '', '', sha256 from articles where id = ?",
+                [(n, RICH_ID) for n in (1, 2, 3)],
+            )
+            conn.execute("insert into related_articles values (?, 1, ?, 1.0)", (RICH_ID, HOSTILE_ID))
+    conn.close()
     return copy, write_inspect_file(copy, tmp_path / "inspect.json")
 
 
@@ -245,7 +248,8 @@ async def test_copies_revisions_and_related_come_from_their_tables(site_db, tmp_
     assert second.css(".article-related .article-item-title") == []  # the table has none for it
 
 
-async def test_without_the_relation_tables_related_articles_are_found_at_request_time(ds):
+async def test_without_the_relation_tables_related_articles_are_found_at_request_time(site_db, tmp_path):
+    ds = make_datasette(*with_relations(site_db, tmp_path, drop=True))
     tree = parse(await get_html(ds, f"/posts/articles/{RICH_ID}"))
     assert tree.css_first(".article-copies") is None and tree.css_first(".article-revisions") is None
     related = [a.attributes["href"] for a in tree.css(".article-related .article-item-title")]

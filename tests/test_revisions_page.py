@@ -12,7 +12,6 @@ import pytest
 
 from postsdb.build import build
 from postsdb.serve import running_server, write_inspect_file
-from test_browser import CHROMIUM, browser, only_local, page, playwright_api  # noqa: F401 (fixtures)
 from test_relations import DATE_LINE, PARAGRAPH, edited_revision, front_and_body, real_posts, retitled, traditional_copy
 from test_serve import get_html, get_json, make_datasette
 
