@@ -75,6 +75,7 @@ class Vocabulary:
     months: list[str]
     years: list[str]
     words: list[str]
+    ids: list[int]
 
 
 def vocabulary(db: Path) -> Vocabulary:
@@ -82,8 +83,9 @@ def vocabulary(db: Path) -> Vocabulary:
         sources = [r[0] for r in conn.execute("select distinct source from articles where source != '' order by 1")]
         months = [r[0] for r in conn.execute("select distinct month from articles order by 1")]
         titles = [r[0] for r in conn.execute("select title from articles order by id")]
+        ids = [r[0] for r in conn.execute("select id from articles order by id")]
     words = sorted({" ".join(pair) for title in titles for pair in CJK_PAIR.findall(title or "")})
-    return Vocabulary(sources, months, sorted({m[:4] for m in months}), words)
+    return Vocabulary(sources, months, sorted({m[:4] for m in months}), words, ids)
 
 
 def path(base: str, *pairs: list[tuple[str, str]]) -> str:
@@ -105,12 +107,17 @@ def facet_json(v: Vocabulary, rng: random.Random) -> tuple[list, list]:
     return filters, ARTICLES_FACETS + [("_sort_desc", "published")]
 
 
+def bodies_page(v: Vocabulary, rng: random.Random) -> tuple[list, list]:
+    return [("article_id__gte", str(rng.choice(v.ids)))], [("_size", "10")]
+
+
 # (label, path, what ours is asked, what bare is asked besides)
 KINDS: list[tuple[str, str, Callable]] = [
     ("table page with facets", "/posts/articles", table_page),
     ("table search page", "/posts/articles", search_page),
     ("search JSON (table)", "/posts/articles.json", search_page),
     ("facet JSON", "/posts/articles.json", facet_json),
+    ("bodies table page (HTML cells)", "/posts/article_bodies", bodies_page),
 ]
 
 
@@ -175,7 +182,7 @@ def walk(base: str, pid: int, paths: list[str]) -> Sample:
 
     process = psutil.Process(pid)
     with httpx.Client(base_url=base, trust_env=False, timeout=60, headers=BYPASS) as client:
-        for warm in paths[:3]:  # templates compiled, connections opened: not what a request costs
+        for warm in paths[:2]:  # templates compiled, connections opened: not what a request costs
             client.get(warm)
         before, started = process.cpu_times(), time.perf_counter()
         for p in paths:
@@ -190,20 +197,29 @@ def walk(base: str, pid: int, paths: list[str]) -> Sample:
 # --- the run ------------------------------------------------------------------------
 
 
+ROUNDS = 4  # each kind's walk is cut in parts, ours and bare taking turns: drift hits both
+
+
 def measure(db: Path, count: int, canned: bool = True) -> tuple[list[tuple[str, Sample, Sample]], list[tuple[str, Sample]]]:
     v = vocabulary(db)
     inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
     kinds = [(label, paired_paths(v, base, make, count, seed)) for seed, (label, base, make) in enumerate(KINDS)]
-    samples = {}
-    for bare in (True, False):
-        with server(db, inspect, bare) as (base, pid):
-            for label, pairs in kinds:
-                samples[(label, bare)] = walk(base, pid, [b if bare else o for o, b in pairs])
-                print(f"  {'bare' if bare else 'ours'}: {label}", file=sys.stderr, flush=True)
-            if not bare and canned:
-                canned_samples = [(label, walk(base, pid, paths)) for label, paths in canned_paths(v, count).items()]
-    compared = [(label, samples[(label, False)], samples[(label, True)]) for label, _ in kinds]
-    return compared, (canned_samples if canned else [])
+    compared = []
+    with server(db, inspect, bare=False) as ours, server(db, inspect, bare=True) as bare:
+        for label, pairs in kinds:
+            parts = [pairs[i::ROUNDS] for i in range(ROUNDS)]
+            ours_parts, bare_parts = [], []
+            for part in filter(None, parts):
+                ours_parts.append(walk(*ours, [o for o, _ in part]))
+                bare_parts.append(walk(*bare, [b for _, b in part]))
+            compared.append((label, total(ours_parts), total(bare_parts)))
+            print(f"  {label}", file=sys.stderr, flush=True)
+        canned_samples = [(label, walk(*ours, paths)) for label, paths in canned_paths(v, count).items()] if canned else []
+    return compared, canned_samples
+
+
+def total(samples: list[Sample]) -> Sample:
+    return Sample(sum(s.requests for s in samples), sum(s.cpu_s for s in samples), sum(s.wall_s for s in samples))
 
 
 def report(compared, canned) -> bool:

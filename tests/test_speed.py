@@ -75,3 +75,61 @@ def test_kept_bodies_are_bounded_and_right():
     assert [kept(b) for b in bodies] == [f"<p>{n}</p>" for n in range(3)]
     assert len(kept.kept) == 2
     assert kept(bodies[0]) == "<p>0</p>" and kept(None) == ""
+
+
+# --- datasette-render-html, and its settings looked up once --------------------------
+
+
+async def test_body_html_is_rendered_by_datasette_render_html_on_its_table_only(ds, hostile_db):
+    _, _, newest = hostile_db
+    names = {plugin["name"] for plugin in (await ds.client.get("/-/plugins.json")).json()}
+    assert "datasette-render-html" in names and "datasette-render-markdown" not in names
+    page = (await ds.client.get(f"/posts/article_bodies?article_id={newest}")).text
+    cell = re.search(r'<td class="col-body_html[^"]*">(.*?)</td>', page, re.S)[1]
+    assert cell.strip().startswith("<p>正文</p>")  # rendered as stored, not escaped
+    sql = "select '<p>不是正文</p>' as body_html"
+    adhoc = (await ds.client.get("/posts", params={"sql": sql})).text
+    assert "&lt;p&gt;不是正文&lt;/p&gt;" in adhoc and "<p>不是正文</p>" not in adhoc
+
+
+def test_plugin_settings_are_remembered_and_follow_new_metadata(ds):
+    remembered = type(ds).plugin_config
+    original = remembered.remembers  # plugins/metadata_memo.py wraps Datasette's own
+    for table in ("article_bodies", "articles", None):
+        assert remembered(ds, "datasette-render-html", database="posts", table=table) == original(
+            ds, "datasette-render-html", database="posts", table=table
+        )
+    assert ds.plugin_config("datasette-render-html", database="posts", table="article_bodies") == {"columns": ["body_html"]}
+    ds._metadata_local = {"databases": {"posts": {"tables": {"articles": {"plugins": {"datasette-render-html": {"columns": ["title"]}}}}}}}
+    assert ds.plugin_config("datasette-render-html", database="posts", table="articles") == {"columns": ["title"]}
+    assert ds.plugin_config("datasette-render-html", database="posts", table="article_bodies") is None
+
+
+async def test_a_table_permission_follows_new_metadata(ds):
+    assert (await ds.client.get("/posts/tags.json")).status_code == 200
+    ds._metadata_local = {"databases": {"posts": {"tables": {"tags": {"allow": False}}}}}
+    assert (await ds.client.get("/posts/tags.json?_size=1")).status_code == 403  # a new URL: not the response cache's
+    assert (await ds.client.get("/posts/links.json?_size=1")).status_code == 200
+
+
+# --- snippets read only the part of a body around the match --------------------------
+
+
+def snippet_cases(corpus_db):
+    with sqlite3.connect(corpus_db) as conn:
+        bodies = [row[0] for row in conn.execute("select body_text from article_bodies order by article_id")]
+    queries = ["", "香港", "騰訊", "vpn", "的", "中国 美国", "xyz不在"]
+    cases = [(body, query) for body in bodies for query in queries]
+    cases += [(body, pair) for body in bodies for pair in re.findall(r"[\u4e00-\u9fff]{2}", body)[-1:]]  # late matches
+    spaced = "x" + " \n" * 3000 + "香港" + "\t " * 3000 + "y"
+    return cases + [(spaced, "香港"), ("  香港  ", "香港"), (" \n ", "香港"), ("", "香港"), (None, None), ("香" * 50 + " 港", "港")]
+
+
+def test_a_snippet_is_the_snippet_of_the_whole_text_with_its_white_space_collapsed(corpus_db):
+    from postsdb.snippet import query_pieces, snippet, whole_text_snippet
+
+    cases = snippet_cases(corpus_db)
+    assert len(cases) > 1000
+    for text, query in cases:
+        expected = whole_text_snippet(" ".join((text or "").split()), query_pieces(query or ""), 100)
+        assert snippet(text, query) == expected, (text[:80] if text else text, query)
