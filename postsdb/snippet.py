@@ -26,10 +26,16 @@ SPACES = re.compile(r"\s+")
 
 def query_pieces(query: str) -> list[str]:
     """What to mark for a query: its CJK runs and words, normalized, longest first."""
+    return list(cached_pieces(query or ""))
+
+
+@functools.lru_cache(maxsize=256)
+def cached_pieces(query: str) -> tuple[str, ...]:
+    """A page of hits asks for the pieces of one query twice a row: normalize it once."""
     pieces = set()
     for term in (query or "").split():
         pieces.update(m.group(0) for m in re.finditer(f"{CJK_RUN.pattern}|{WORD.pattern}", normalize(term)))
-    return sorted(pieces, key=lambda p: (-len(p), p))[:MAX_PIECES]
+    return tuple(sorted(pieces, key=lambda p: (-len(p), p))[:MAX_PIECES])
 
 
 @functools.lru_cache(maxsize=1)
@@ -77,6 +83,11 @@ def normalized_with_offsets(text: str) -> tuple[str, list[int] | None]:
 
 
 def pieces_pattern(pieces: list[str]) -> re.Pattern:
+    return compiled_pieces(tuple(pieces))
+
+
+@functools.lru_cache(maxsize=256)
+def compiled_pieces(pieces: tuple[str, ...]) -> re.Pattern:
     return re.compile("|".join(map(re.escape, pieces)))
 
 
