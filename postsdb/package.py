@@ -161,8 +161,16 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={pins.get(canonicalize_name(name)) or version}" for name, version in dependency_closure()]
 
 
+# The installer's own tools. Datasette lists pip and setuptools (unversioned) for its
+# `datasette install` command; the base image has both, and `pip check` in the Dockerfile
+# fails the build if it ever does not. Pinning them here pinned whatever the virtualenv
+# that ran `package` happened to have.
+INSTALLER_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+
+
 def dependency_closure() -> list[tuple[str, str]]:
-    """(name, installed version) of each distribution the image needs, sorted by name."""
+    """(name, installed version) of each distribution the image needs, sorted by name: the
+    runtime's packages, not the installer's (INSTALLER_TOOLS)."""
     found: dict[str, tuple[str, str]] = {}
     done: set[tuple[str, str]] = set()
     queue = [Requirement(text) for text in project_metadata().get("dependencies", [])]
@@ -170,6 +178,8 @@ def dependency_closure() -> list[tuple[str, str]]:
     while queue:
         req = queue.pop()
         key = canonicalize_name(req.name)
+        if key in INSTALLER_TOOLS:
+            continue
         dist = installed(req)
         found[key] = (dist.metadata["Name"], dist.version)
         for extra in {""} | set(req.extras):  # uvicorn[standard] needs what `standard` adds

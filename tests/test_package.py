@@ -104,6 +104,7 @@ def test_requirements_pin_every_runtime_dependency_exactly(context):
     for needed in ("datasette", "datasette-block-robots", "datasette-dashboards", "datasette-atom", "OpenCC", "nh3"):
         assert needed in pins, needed
     assert pins["datasette"].startswith("0.65.") and "pytest" not in pins and "posts-db" not in pins
+    assert not {"pip", "setuptools", "wheel"} & {canonicalize_name(name) for name in pins}  # the installer's, not the site's
     pyproject = (context / "pyproject.toml").read_text()
     assert 'packages = ["postsdb"]' in pyproject and "\ndependencies" not in pyproject
 
