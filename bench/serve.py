@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import os
 import random
 import re
 import shutil
@@ -39,13 +41,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from postsdb.build import POST_SUFFIXES, build  # noqa: E402
-from postsdb.serve import running_server  # noqa: E402
+from postsdb.serve import free_port, running_server, wait_until_up, write_inspect_file  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import cpu  # noqa: E402  (bench/cpu.py: this site against bare Datasette)
 
 CORPUS = ROOT / "data"  # the real sample the project ships
 CORPUS_SOURCES = (CORPUS / "seed", CORPUS / "posts")
@@ -104,12 +110,14 @@ def copy_url(url: str, k: int) -> str:
 # --- load -------------------------------------------------------------------------
 
 
-def measure(url: str, seconds: int, headers: dict | None, label: str, cache: str, paths: list[str] | None = None) -> Result:
+def measure(
+    url: str, seconds: int, headers: dict | None, label: str, cache: str, paths: list[str] | None = None, connections: int = CONNECTIONS
+) -> Result:
     """Load `url`, or, given `paths`, the server at `url` with each of those paths in turn."""
     if shutil.which("wrk"):
-        return measure_wrk(url, seconds, headers or {}, label, cache, paths)
+        return measure_wrk(url, seconds, headers or {}, label, cache, paths, connections)
     urls = [url + path for path in paths] if paths else [url]
-    return asyncio.run(measure_async(urls, seconds, headers or {}, label, cache))
+    return asyncio.run(measure_async(urls, seconds, headers or {}, label, cache, connections))
 
 
 WRK_WALK = """
@@ -129,8 +137,8 @@ end
 """
 
 
-def measure_wrk(url: str, seconds: int, headers: dict, label: str, cache: str, paths: list[str] | None) -> Result:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
+def measure_wrk(url: str, seconds: int, headers: dict, label: str, cache: str, paths: list[str] | None, connections: int = CONNECTIONS) -> Result:
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     with tempfile.TemporaryDirectory(prefix="posts-bench-wrk-") as temp:
@@ -159,7 +167,7 @@ def wrk_ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 
 
-async def measure_async(urls: list[str], seconds: int, headers: dict, label: str, cache: str) -> Result:
+async def measure_async(urls: list[str], seconds: int, headers: dict, label: str, cache: str, connections: int = CONNECTIONS) -> Result:
     import httpx
 
     latencies, errors = [], 0
@@ -179,9 +187,9 @@ async def measure_async(urls: list[str], seconds: int, headers: dict, label: str
             errors += not ok
 
     began = time.monotonic()
-    limits = httpx.Limits(max_connections=CONNECTIONS)
+    limits = httpx.Limits(max_connections=connections)
     async with httpx.AsyncClient(trust_env=False, timeout=5, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(CONNECTIONS)))
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
     elapsed = time.monotonic() - began
     cuts = statistics.quantiles(latencies, n=100)
     return Result(label, cache, len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000, len(latencies), errors)
@@ -264,6 +272,132 @@ def run(db: Path, seconds: int) -> list[Result]:
     return results
 
 
+# --- the load curve, CPU per request, one worker or two --------------------------------
+
+CURVE = (1, 2, 4, 8, 12, 16, 24, 32, 64)  # concurrent connections
+KNEE_SHARE = 0.9  # the knee: the fewest connections that get this share of the most requests/s
+HARD_P99_MS = 1000  # the hard limit: the most connections measured whose p99 stays under this
+WORKER_CONNECTIONS = 16
+# Fly Machines' CPU: a shared vCPU's baseline is 1/16 of a core (bursts come from a
+# balance); a performance vCPU is a whole core.
+FLY_SIZES = (("shared-cpu-1x", 1 / 16), ("shared-cpu-2x", 2 / 16), ("performance-1x", 1.0), ("performance-2x", 2.0))
+
+
+@dataclass
+class Point:
+    connections: int
+    result: Result
+    cpu_ms: float  # CPU of the server's processes per request
+
+
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's workers)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for process in [parent, *parent.children(recursive=True)]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def loaded(base: str, pid: int, walk: list[str], seconds: int, connections: int, label: str) -> Point:
+    before = server_cpu(pid)
+    result = measure(base, seconds, BYPASS, label, "off", walk, connections)
+    return Point(connections, result, 1000 * (server_cpu(pid) - before) / max(1, result.requests))
+
+
+def load_curve(base: str, pid: int, walk: list[str], seconds: int, levels=CURVE) -> list[Point]:
+    """The uncached mix at each concurrency, each level starting at a new place in the walk."""
+    points = []
+    for number, level in enumerate(levels):
+        offset = number * len(walk) // len(levels)
+        points.append(loaded(base, pid, walk[offset:] + walk[:offset], seconds, level, f"mix, {level} connections"))
+        print(f"  curve: {level} connections", file=sys.stderr, flush=True)
+    return points
+
+
+def limits(points: list[Point]) -> tuple[int, int]:
+    """(soft, hard): the knee of the curve, and the most connections whose p99 stays under
+    HARD_P99_MS (at least twice the knee)."""
+    best = max(p.result.rps for p in points)
+    soft = min(p.connections for p in points if p.result.rps >= KNEE_SHARE * best)
+    bearable = [p.connections for p in points if p.result.p99_ms <= HARD_P99_MS and not p.result.errors]
+    return soft, max([2 * soft, *bearable])
+
+
+@contextlib.contextmanager
+def uvicorn_server(db: Path, inspect: Path, workers: int) -> Iterator[tuple[str, int]]:
+    """The site under `uvicorn --workers N` (bench/asgi.py); yields (base URL, parent pid)."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "--factory", "asgi:app",
+               "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    env = {**os.environ, "POSTS_BENCH_DB": str(db), "POSTS_BENCH_INSPECT": str(inspect),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db.parent)
+        try:
+            wait_until_up(process, f"http://127.0.0.1:{port}/-/versions.json", 60, log)
+            yield f"http://127.0.0.1:{port}", process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def compare_workers(db: Path, walk: list[str], seconds: int) -> list[tuple[int, Point]]:
+    inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
+    compared = []
+    for workers in (1, 2):
+        with uvicorn_server(db, inspect, workers) as (base, pid):
+            for path in walk[:20]:  # every worker warmed a little
+                httpx_get(base + path)
+            compared.append((workers, loaded(base, pid, walk, seconds, WORKER_CONNECTIONS, f"{workers} worker(s)")))
+        print(f"  measured {workers} worker(s)", file=sys.stderr, flush=True)
+    return compared
+
+
+def httpx_get(url: str) -> None:
+    import httpx
+
+    httpx.get(url, headers=BYPASS, timeout=30, trust_env=False)
+
+
+def report_capacity(points: list[Point], workers: list[tuple[int, Point]]) -> None:
+    if points:
+        report_curve(points)
+    if workers:
+        report_workers(workers)
+
+
+def report_curve(points: list[Point]) -> None:
+    print("\nload curve: the distinct mix, uncached (a Cookie), one server process")
+    print(f"{'connections':>11} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/req':>10}")
+    for p in points:
+        r = p.result
+        print(f"{p.connections:>11} {r.rps:>8.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>6} {p.cpu_ms:>10.1f}")
+    soft, hard = limits(points)
+    print(f"fly.toml [http_service.concurrency]: soft_limit = {soft}, hard_limit = {hard}"
+          f" (the knee: {KNEE_SHARE:.0%} of the best req/s; hard: p99 <= {HARD_P99_MS} ms)")
+    cpu_ms = statistics.median(p.cpu_ms for p in points)
+    print(f"CPU per uncached request on the mix (median over the curve): {cpu_ms:.1f} ms")
+    print(f"{'Fly size':<16} {'cores':>6} {'req/s sustained, 1 machine':>27} {'3 machines':>11}")
+    for name, cores in FLY_SIZES:
+        one = 1000 * cores / cpu_ms
+        print(f"{name:<16} {cores:>6.3g} {one:>27.1f} {3 * one:>11.1f}")
+
+
+def report_workers(workers: list[tuple[int, Point]]) -> None:
+    if workers:
+        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (uvicorn --workers, bench/asgi.py):")
+        for count, p in workers:
+            print(f"  {count} worker(s): {p.result.rps:.1f} req/s, p99 {p.result.p99_ms:.0f} ms, {p.cpu_ms:.1f} ms CPU a request (all processes)")
+
+
 def report(db: Path, articles: int, seconds: int, results: list[Result]) -> bool:
     tool = "wrk -t2 -c8" if shutil.which("wrk") else f"asyncio httpx client, {CONNECTIONS} connections"
     print(f"database: {db.stat().st_size / 2**20:.1f} MB, {articles:,} articles; load: {tool}, {seconds} s per URL and cache mode")
@@ -288,13 +422,21 @@ def report(db: Path, articles: int, seconds: int, results: list[Result]) -> bool
     return all(met for _, met in checks)
 
 
+PARTS = ("urls", "cpu", "curve", "workers")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, help="measure this database instead of building the scaled corpus")
     parser.add_argument("--keep", type=Path, help="build in this (new) folder and keep it, instead of a temp folder")
-    parser.add_argument("--copies", type=int, default=30, help="copies of the corpus to build (default 30)")
+    parser.add_argument("--copies", type=int, default=30, help="copies of the corpus to build (default 30; 300 for ten times the archive)")
     parser.add_argument("--seconds", type=int, default=10, help=f"load per URL and cache mode, at most {MAX_SECONDS}")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"which parts to run, of {', '.join(PARTS)} (default all)")
+    parser.add_argument("--cpu-urls", type=int, default=120, help="distinct URLs per kind for the CPU comparison")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
+    if parts - set(PARTS):
+        parser.error(f"--only: unknown part(s) {', '.join(sorted(parts - set(PARTS)))}; the parts are {', '.join(PARTS)}")
     seconds = max(1, min(args.seconds, MAX_SECONDS))
     with tempfile.TemporaryDirectory(prefix="posts-bench-serve-") as temp:
         db = args.db
@@ -307,10 +449,26 @@ def main() -> int:
             print(f"built {posts:,} posts (x{args.copies}) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
             if summary.problems:
                 print(f"  {len(summary.problems)} problem file(s)", file=sys.stderr)
+        db = db.resolve()
         with sqlite3.connect(db) as conn:
             (articles,) = conn.execute("select count(*) from articles").fetchone()
-        results = run(db, seconds)
-        return 0 if report(db, articles, seconds, results) else 1
+        met = True
+        if "urls" in parts:
+            met &= report(db, articles, seconds, run(db, seconds))
+        if "cpu" in parts:  # this site against bare Datasette: bench/cpu.py
+            print(f"\nCPU per request, this site and bare Datasette on the same URLs ({db.stat().st_size / 2**20:.0f} MB, {articles:,} articles)")
+            met &= cpu.report(*cpu.measure(db, args.cpu_urls))
+        walk = distinct_paths(db)
+        points = workers = []
+        if "curve" in parts:
+            inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
+            with cpu.server(db, inspect, bare=False) as (base, pid):
+                points = load_curve(base, pid, walk, seconds)
+        if "workers" in parts:
+            workers = compare_workers(db, walk, seconds)
+        if points or workers:
+            report_capacity(points, workers)
+        return 0 if met else 1
 
 
 if __name__ == "__main__":

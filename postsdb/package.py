@@ -288,6 +288,14 @@ CMD {json.dumps(container_command(DB_NAME, INSPECT_NAME), ensure_ascii=False)}
 """
 
 
+# [http_service.concurrency], from bench/serve.py's load curve (the distinct mix, uncached,
+# on the sample x30; see the README's capacity table): SOFT_LIMIT is the knee, the fewest
+# connections that get 90% of the most requests/s one process serves; past it a request
+# only waits longer, so Fly's proxy should send new ones to another machine. HARD_LIMIT is
+# where p99 still stayed under 1 s; past it the proxy queues or refuses.
+SOFT_LIMIT = 8
+HARD_LIMIT = 32
+
 FLY_TOML = f"""\
 # Fly Machines: `fly launch --no-deploy` in this folder creates the app and adds its name
 # here; after that, `fly deploy` (or `fly deploy --app NAME` from a fresh package).
@@ -299,6 +307,11 @@ FLY_TOML = f"""\
   auto_stop_machines = "stop"
   auto_start_machines = true
   min_machines_running = 1
+
+  [http_service.concurrency]
+    type = "requests"
+    soft_limit = {SOFT_LIMIT}
+    hard_limit = {HARD_LIMIT}
 
   [[http_service.checks]]
     grace_period = "10s"
