@@ -53,6 +53,28 @@ ARTICLES_FTS = [("_fts_table", "articles_fts"), ("_fts_pk", "id")]
 BARE_LAUNCHER = "import sys; sys._called_from_test = True; from datasette.cli import cli; cli()"
 
 
+def before_launcher(project: Path) -> str:
+    """Datasette without the plugins this checkout depends on and `project` does not."""
+    blocked = sorted(dependency_names(ROOT) - dependency_names(project))
+    return (
+        "from datasette.plugins import pm\n"
+        "for plugin, dist in list(pm.list_plugin_distinfo()):\n"
+        f"    if dist.project_name.lower().replace('_', '-') in {blocked!r}:\n"
+        "        pm.unregister(plugin)\n"
+        "from datasette.cli import cli; cli()"
+    )
+
+
+def dependency_names(project: Path) -> set[str]:
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    with open(project / "pyproject.toml", "rb") as file:
+        dependencies = tomllib.load(file)["project"].get("dependencies", [])
+    return {Requirement(text).name.lower().replace("_", "-") for text in dependencies}
+
+
 @dataclass
 class Sample:
     """What a walk of URLs on one server cost."""
@@ -152,15 +174,23 @@ def canned_paths(v: Vocabulary, count: int) -> dict[str, list[str]]:
 
 
 @contextlib.contextmanager
-def server(db: Path, inspect: Path, bare: bool) -> Iterator[tuple[str, int]]:
-    """Datasette on a free port; yields (base URL, pid). Stops that process only."""
+def server(db: Path, inspect: Path, bare: bool, project: Path | None = None) -> Iterator[tuple[str, int]]:
+    """Datasette on a free port; yields (base URL, pid). Stops that process only. With
+    `project`, another checkout of this project (`--before`) is served, with its own
+    configuration and code, without the plugins that checkout's pyproject.toml does not list."""
     port = free_port()
     if bare:
         args = ["serve", "-i", str(db), "--inspect-file", str(inspect), *setting_flags(), "--host", "127.0.0.1", "--port", str(port)]
         command = [sys.executable, "-c", BARE_LAUNCHER, *args]
+    elif project is not None:
+        args = ["serve", "-i", str(db), "--inspect-file", str(inspect)]
+        for flag, name in (("--metadata", "metadata.yml"), ("--plugins-dir", "plugins"), ("--template-dir", "templates")):
+            args += [flag, str(project / name)]
+        args += [*setting_flags(), "--cors", "--host", "127.0.0.1", "--port", str(port)]
+        command = [sys.executable, "-c", before_launcher(project), *args]
     else:
         command = [sys.executable, "-m", "datasette", *datasette_args(db, inspect, "127.0.0.1", port)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(project or ROOT)}
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db.parent)
         try:
@@ -200,21 +230,30 @@ def walk(base: str, pid: int, paths: list[str]) -> Sample:
 ROUNDS = 4  # each kind's walk is cut in parts, ours and bare taking turns: drift hits both
 
 
-def measure(db: Path, count: int, canned: bool = True) -> tuple[list[tuple[str, Sample, Sample]], list[tuple[str, Sample]]]:
+def measure(db: Path, count: int, canned: bool = True, before: Path | None = None):
+    """(compared, canned): for each kind (label, ours, bare, before or None); for each
+    canned query (label, ours, before or None)."""
     v = vocabulary(db)
     inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
     kinds = [(label, paired_paths(v, base, make, count, seed)) for seed, (label, base, make) in enumerate(KINDS)]
     compared = []
-    with server(db, inspect, bare=False) as ours, server(db, inspect, bare=True) as bare:
+    with contextlib.ExitStack() as stack:
+        ours = stack.enter_context(server(db, inspect, bare=False))
+        bare = stack.enter_context(server(db, inspect, bare=True))
+        old = stack.enter_context(server(db, inspect, bare=False, project=before)) if before else None
         for label, pairs in kinds:
             parts = [pairs[i::ROUNDS] for i in range(ROUNDS)]
-            ours_parts, bare_parts = [], []
+            samples = {"ours": [], "bare": [], "before": []}
             for part in filter(None, parts):
-                ours_parts.append(walk(*ours, [o for o, _ in part]))
-                bare_parts.append(walk(*bare, [b for _, b in part]))
-            compared.append((label, total(ours_parts), total(bare_parts)))
+                samples["ours"].append(walk(*ours, [o for o, _ in part]))
+                samples["bare"].append(walk(*bare, [b for _, b in part]))
+                if old:
+                    samples["before"].append(walk(*old, [o for o, _ in part]))
+            compared.append((label, total(samples["ours"]), total(samples["bare"]), total(samples["before"]) if old else None))
             print(f"  {label}", file=sys.stderr, flush=True)
-        canned_samples = [(label, walk(*ours, paths)) for label, paths in canned_paths(v, count).items()] if canned else []
+        canned_samples = []
+        for label, paths in (canned_paths(v, count).items() if canned else []):
+            canned_samples.append((label, walk(*ours, paths), walk(*old, paths) if old else None))
     return compared, canned_samples
 
 
@@ -223,17 +262,19 @@ def total(samples: list[Sample]) -> Sample:
 
 
 def report(compared, canned) -> bool:
-    print(f"{'kind':<34} {'ours ms CPU':>11} {'bare ms CPU':>11} {'ratio':>6} {'URLs':>5}")
-    met = True
-    for label, ours, bare in compared:
-        ratio = ours.cpu_ms / bare.cpu_ms
-        met &= ratio <= RATIO_TARGET
-        print(f"{label:<34} {ours.cpu_ms:>11.1f} {bare.cpu_ms:>11.1f} {ratio:>6.2f} {ours.requests:>5}")
-    for label, sample in canned:
-        print(f"{label:<34} {sample.cpu_ms:>11.1f} {'-':>11} {'':>6} {sample.requests:>5}")
-    worst = max(ours.cpu_ms / bare.cpu_ms for _, ours, bare in compared)
-    print(f"target: every Datasette view <= {RATIO_TARGET}x bare Datasette's CPU (worst {worst:.2f}x): {'PASS' if worst <= RATIO_TARGET else 'FAIL'}")
-    bodies = [s for label, s in canned if label.startswith(("feed", "latest_by_source"))]
+    before = any(b is not None for *_, b in compared)
+    extra = f" {'before ms':>10} {'after/before':>12}" if before else ""
+    print(f"{'kind':<34} {'ours ms CPU':>11} {'bare ms CPU':>11} {'ratio':>6} {'URLs':>5}{extra}")
+    for label, ours, bare, old in compared:
+        tail = f" {old.cpu_ms:>10.1f} {ours.cpu_ms / old.cpu_ms:>12.2f}" if old else ""
+        print(f"{label:<34} {ours.cpu_ms:>11.1f} {bare.cpu_ms:>11.1f} {ours.cpu_ms / bare.cpu_ms:>6.2f} {ours.requests:>5}{tail}")
+    for label, sample, old in canned:
+        tail = f" {old.cpu_ms:>10.1f} {sample.cpu_ms / old.cpu_ms:>12.2f}" if old else ""
+        print(f"{label:<34} {sample.cpu_ms:>11.1f} {'-':>11} {'':>6} {sample.requests:>5}{tail}")
+    worst = max(ours.cpu_ms / bare.cpu_ms for _, ours, bare, _ in compared)
+    met = worst <= RATIO_TARGET
+    print(f"target: every Datasette view <= {RATIO_TARGET}x bare Datasette's CPU (worst {worst:.2f}x): {'PASS' if met else 'FAIL'}")
+    bodies = [s for label, s, _ in canned if label.startswith(("feed", "latest_by_source"))]
     if bodies:
         slowest = max(s.cpu_ms for s in bodies)
         ok = slowest <= CANNED_TARGET_MS
@@ -247,6 +288,7 @@ def main() -> int:
     parser.add_argument("--db", type=Path, help="measure this database instead of building the sample x--copies")
     parser.add_argument("--copies", type=int, default=30)
     parser.add_argument("--urls", type=int, default=150, help="distinct URLs per kind (default 150)")
+    parser.add_argument("--before", type=Path, help="also serve this other checkout of the project (e.g. `git archive` of an older commit), same run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="posts-bench-cpu-") as temp:
         db = args.db
@@ -258,7 +300,7 @@ def main() -> int:
             scaled_corpus(Path(temp) / "corpus", args.copies)
             db = Path(temp) / "posts.db"
             build([Path(temp) / "corpus"], db)
-        compared, canned = measure(db.resolve(), args.urls)
+        compared, canned = measure(db.resolve(), args.urls, before=args.before.resolve() if args.before else None)
         return 0 if report(compared, canned) else 1
 
 

@@ -21,6 +21,21 @@ SQLite's page cache for its rows.
 Targets: the faceted articles table page, as served, at 100 requests/s or more; the distinct
 mix at 150 requests/s or more with p99 <= 250 ms; the table's search page at 60 requests/s
 or more uncached; 0 errors.
+
+The other parts (`--only urls,cpu,curve,workers,hold`; all by default):
+
+- cpu: CPU per request by kind, this site against bare Datasette on the same URLs, in one
+  run (bench/cpu.py); `--before DIR` adds another checkout of the project, same run.
+- curve: the uncached mix at 1 to 64 connections: requests/s, p50, p99 and CPU per request,
+  the fly.toml concurrency limits they imply, and what each Fly size holds at that CPU.
+- workers: the mix under `uvicorn --workers 1` and `--workers 2` (bench/asgi.py).
+- hold: the mix at saturation for `--hold-seconds` (300) while a client streams the CSV of
+  every body and 500 idle keep-alive connections stay open: 0 errors, p99 <= 1 s, and RSS
+  growing at most 10% after warm-up.
+
+Requests/s move with whatever else runs on the machine; CPU per request hardly does.
+`--copies 300` (ten times the full archive) runs the same lines on a 1.8 GB database; it
+takes minutes to build and is not run in CI.
 """
 
 from __future__ import annotations
@@ -280,7 +295,7 @@ HARD_P99_MS = 1000  # the hard limit: the most connections measured whose p99 st
 WORKER_CONNECTIONS = 16
 # Fly Machines' CPU: a shared vCPU's baseline is 1/16 of a core (bursts come from a
 # balance); a performance vCPU is a whole core.
-FLY_SIZES = (("shared-cpu-1x", 1 / 16), ("shared-cpu-2x", 2 / 16), ("performance-1x", 1.0), ("performance-2x", 2.0))
+FLY_SIZES = (("shared-cpu-1x", 1 / 16), ("shared-cpu-2x", 2 / 16), ("performance-1x", 1.0))
 
 
 @dataclass
@@ -398,6 +413,122 @@ def report_workers(workers: list[tuple[int, Point]]) -> None:
             print(f"  {count} worker(s): {p.result.rps:.1f} req/s, p99 {p.result.p99_ms:.0f} ms, {p.cpu_ms:.1f} ms CPU a request (all processes)")
 
 
+# --- holding up under load ---------------------------------------------------------------
+
+HOLD_CONNECTIONS = 8  # the mix at saturation: requests/s level off from 2 connections (the curve)
+IDLE_CONNECTIONS = 500
+CSV_STREAM = "/posts/article_bodies.csv?_stream=on"
+HOLD_P99_MS = 1000
+RSS_GROWTH = 0.10  # after warm-up: the first third of the run, by when the walk has been round once
+RSS_EVERY = 2.0
+
+
+@dataclass
+class Hold:
+    mix: Result
+    streams: int  # CSV streams of every body read to the end
+    stream_mb: float
+    stream_errors: int
+    idle_connections: int  # reconnects included: the server closes idle keep-alive after a while
+    rss_mb: list[float]
+
+
+def hold(db: Path, walk: list[str], seconds: int) -> Hold:
+    """The mix as served at HOLD_CONNECTIONS (wrk) for `seconds`, while one client streams the
+    CSV of every body again and again and IDLE_CONNECTIONS clients hold keep-alive
+    connections open without asking anything more; the server's RSS every RSS_EVERY s."""
+    import psutil
+
+    inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
+    with cpu.server(db, inspect, bare=False) as (base, pid):
+        process = psutil.Process(pid)
+        rss: list[float] = []
+        side = {}
+        stop = time.monotonic() + seconds
+
+        def sidelines():
+            side.update(asyncio.run(side_load(base, stop, process, rss)))
+
+        import threading
+
+        thread = threading.Thread(target=sidelines)
+        thread.start()
+        mix = measure(base, seconds, None, "mix under load", "on", walk, HOLD_CONNECTIONS)
+        thread.join(timeout=seconds + 60)
+    return Hold(mix, side["streams"], side["bytes"] / 2**20, side["stream_errors"], side["idle"], rss)
+
+
+async def side_load(base: str, stop: float, process, rss: list[float]) -> dict:
+    import httpx
+
+    host, port = base.removeprefix("http://").split(":")
+    counts = {"streams": 0, "bytes": 0, "stream_errors": 0, "idle": 0}
+
+    async def stream_csv():
+        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=60) as client:
+            while time.monotonic() < stop:
+                try:
+                    async with client.stream("GET", CSV_STREAM) as response:
+                        async for chunk in response.aiter_bytes():
+                            counts["bytes"] += len(chunk)
+                            if time.monotonic() >= stop:
+                                return
+                        counts["streams"] += response.status_code == 200
+                        counts["stream_errors"] += response.status_code != 200
+                except httpx.HTTPError:
+                    counts["stream_errors"] += 1
+
+    async def idle_client():
+        # One request opens a keep-alive connection; then it stays idle. When the server
+        # closes it (its keep-alive timeout), the client opens a new one and asks nothing.
+        request = f"GET /-/versions.json HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
+        while time.monotonic() < stop:
+            try:
+                reader, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                await asyncio.sleep(1)
+                continue
+            counts["idle"] += 1
+            if request:
+                writer.write(request)
+                request = b""
+            try:
+                await writer.drain()
+                while time.monotonic() < stop and await asyncio.wait_for(reader.read(65536), max(0.1, stop - time.monotonic())):
+                    pass  # the answer, then nothing until the server closes the idle connection
+            except (OSError, asyncio.TimeoutError):
+                pass
+            writer.close()
+
+    async def sample_rss():
+        while time.monotonic() < stop:
+            rss.append(process.memory_info().rss / 2**20)
+            await asyncio.sleep(RSS_EVERY)
+
+    await asyncio.gather(stream_csv(), sample_rss(), *(idle_client() for _ in range(IDLE_CONNECTIONS)))
+    return counts
+
+
+def report_hold(held: Hold, seconds: int) -> bool:
+    warm = held.rss_mb[len(held.rss_mb) // 3 :] or held.rss_mb
+    growth = max(warm) / warm[0] - 1
+    m = held.mix
+    print(f"\nunder load for {seconds} s: the mix at {HOLD_CONNECTIONS} connections as served, one client streaming "
+          f"{CSV_STREAM}, {IDLE_CONNECTIONS} idle keep-alive connections")
+    print(f"  mix: {m.rps:.1f} req/s, p50 {m.p50_ms:.0f} ms, p99 {m.p99_ms:.0f} ms, {m.requests:,} requests, {m.errors} errors")
+    print(f"  CSV: {held.streams} whole streams, {held.stream_mb:,.0f} MB, {held.stream_errors} errors; "
+          f"idle connections opened: {held.idle_connections:,} (the server closes idle ones after its keep-alive timeout)")
+    print(f"  RSS MB: start {held.rss_mb[0]:.0f}, after warm-up {warm[0]:.0f}, peak {max(held.rss_mb):.0f}, end {held.rss_mb[-1]:.0f}")
+    checks = [
+        (f"mix 0 errors ({m.errors}) and p99 <= {HOLD_P99_MS} ms ({m.p99_ms:.0f})", m.errors == 0 and m.p99_ms <= HOLD_P99_MS),
+        (f"CSV streams without error ({held.stream_errors})", held.stream_errors == 0 and held.streams + held.stream_mb > 0),
+        (f"RSS grows <= {RSS_GROWTH:.0%} after warm-up ({growth:.1%})", growth <= RSS_GROWTH),
+    ]
+    for text, met in checks:
+        print(f"target: {text}: {'PASS' if met else 'FAIL'}")
+    return all(met for _, met in checks)
+
+
 def report(db: Path, articles: int, seconds: int, results: list[Result]) -> bool:
     tool = "wrk -t2 -c8" if shutil.which("wrk") else f"asyncio httpx client, {CONNECTIONS} connections"
     print(f"database: {db.stat().st_size / 2**20:.1f} MB, {articles:,} articles; load: {tool}, {seconds} s per URL and cache mode")
@@ -422,7 +553,7 @@ def report(db: Path, articles: int, seconds: int, results: list[Result]) -> bool
     return all(met for _, met in checks)
 
 
-PARTS = ("urls", "cpu", "curve", "workers")
+PARTS = ("urls", "cpu", "curve", "workers", "hold")
 
 
 def main() -> int:
@@ -433,6 +564,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help=f"load per URL and cache mode, at most {MAX_SECONDS}")
     parser.add_argument("--only", default=",".join(PARTS), help=f"which parts to run, of {', '.join(PARTS)} (default all)")
     parser.add_argument("--cpu-urls", type=int, default=120, help="distinct URLs per kind for the CPU comparison")
+    parser.add_argument("--before", type=Path, help="cpu part: also serve this other checkout of the project (e.g. `git archive` of an older commit)")
+    parser.add_argument("--hold-seconds", type=int, default=300, help="how long the hold part loads the server (default 300)")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     if parts - set(PARTS):
@@ -457,7 +590,7 @@ def main() -> int:
             met &= report(db, articles, seconds, run(db, seconds))
         if "cpu" in parts:  # this site against bare Datasette: bench/cpu.py
             print(f"\nCPU per request, this site and bare Datasette on the same URLs ({db.stat().st_size / 2**20:.0f} MB, {articles:,} articles)")
-            met &= cpu.report(*cpu.measure(db, args.cpu_urls))
+            met &= cpu.report(*cpu.measure(db, args.cpu_urls, before=args.before.resolve() if args.before else None))
         walk = distinct_paths(db)
         points = workers = []
         if "curve" in parts:
@@ -468,6 +601,8 @@ def main() -> int:
             workers = compare_workers(db, walk, seconds)
         if points or workers:
             report_capacity(points, workers)
+        if "hold" in parts:
+            met &= report_hold(hold(db, walk, args.hold_seconds), args.hold_seconds)
         return 0 if met else 1
 
 

@@ -289,12 +289,13 @@ CMD {json.dumps(container_command(DB_NAME, INSPECT_NAME), ensure_ascii=False)}
 
 
 # [http_service.concurrency], from bench/serve.py's load curve (the distinct mix, uncached,
-# on the sample x30; see the README's capacity table): SOFT_LIMIT is the knee, the fewest
-# connections that get 90% of the most requests/s one process serves; past it a request
-# only waits longer, so Fly's proxy should send new ones to another machine. HARD_LIMIT is
-# where p99 still stayed under 1 s; past it the proxy queues or refuses.
-SOFT_LIMIT = 8
-HARD_LIMIT = 32
+# on the sample x30, one process; the README has the curve). SOFT_LIMIT is the knee: from 2
+# connections on, requests/s stayed within 10% of the best (79-82) while p99 went from 190
+# ms at 2 to 690 ms at 16, so past it a request only waits longer and Fly's proxy should
+# prefer another machine. HARD_LIMIT is the most connections whose p99 stayed under 1 s;
+# past it the proxy holds requests back instead of piling them onto this machine.
+SOFT_LIMIT = 2
+HARD_LIMIT = 16
 
 FLY_TOML = f"""\
 # Fly Machines: `fly launch --no-deploy` in this folder creates the app and adds its name
