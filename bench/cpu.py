@@ -40,6 +40,7 @@ from urllib.parse import quote, urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from postsdb.search import normalize  # noqa: E402
 from postsdb.serve import datasette_args, free_port, setting_flags, wait_until_up, write_inspect_file  # noqa: E402
 
 RATIO_TARGET = 1.3
@@ -106,7 +107,8 @@ def vocabulary(db: Path) -> Vocabulary:
         months = [r[0] for r in conn.execute("select distinct month from articles order by 1")]
         titles = [r[0] for r in conn.execute("select title from articles order by id")]
         ids = [r[0] for r in conn.execute("select id from articles order by id")]
-    words = sorted({" ".join(pair) for title in titles for pair in CJK_PAIR.findall(title or "")})
+    # In the index's own spelling (Simplified): bare Datasette does not normalize a query.
+    words = sorted({" ".join(pair) for title in titles for pair in CJK_PAIR.findall(normalize(title or ""))})
     return Vocabulary(sources, months, sorted({m[:4] for m in months}), words, ids)
 
 

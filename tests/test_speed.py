@@ -133,3 +133,37 @@ def test_a_snippet_is_the_snippet_of_the_whole_text_with_its_white_space_collaps
     for text, query in cases:
         expected = whole_text_snippet(" ".join((text or "").split()), query_pieces(query or ""), 100)
         assert snippet(text, query) == expected, (text[:80] if text else text, query)
+
+
+# --- the benchmark's bare Datasette is asked for the same work ----------------------------
+
+
+def test_bare_datasette_in_the_benchmark_has_no_plugins_and_finds_the_same_rows(data_db, tmp_path):
+    import sys
+
+    import httpx
+
+    sys.path.insert(0, str(PLUGINS.parent / "bench"))
+    import cpu
+
+    db = tmp_path / "posts.db"
+    shutil.copy(data_db, db)
+    inspect = write_inspect_file(db, tmp_path / "inspect.json")
+    vocabulary = cpu.vocabulary(db)
+    kinds = {label: cpu.paired_paths(vocabulary, base, make, 3, seed) for seed, (label, base, make) in enumerate(cpu.KINDS)}
+    answers = {}
+    for bare in (True, False):
+        with cpu.server(db, inspect, bare) as (base, _pid), httpx.Client(base_url=base, trust_env=False, timeout=60) as client:
+            plugins = {p["name"] for p in client.get("/-/plugins.json").json()}
+            assert (plugins == set()) if bare else ("cjk_search.py" in plugins)
+            for label, pairs in kinds.items():
+                for ours, bare_path in pairs:
+                    if not label.startswith(("table search", "search JSON", "facet JSON")):
+                        continue
+                    json_path = (bare_path if bare else ours).replace("/posts/articles?", "/posts/articles.json?")
+                    data = client.get(json_path).json()
+                    answers.setdefault((label, ours), []).append(
+                        (data["filtered_table_rows_count"], [r[0] for r in data["rows"]], sorted(data["facet_results"]))
+                    )
+    differ = {key: both for key, both in answers.items() if len(both) != 2 or both[0] != both[1]}
+    assert answers and not differ, differ
