@@ -343,10 +343,12 @@ def limits(points: list[Point]) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def uvicorn_server(db: Path, inspect: Path, workers: int) -> Iterator[tuple[str, int]]:
-    """The site under `uvicorn --workers N` (bench/asgi.py); yields (base URL, parent pid)."""
+def uvicorn_server(db: Path, inspect: Path, workers: int, cores: int | None = None) -> Iterator[tuple[str, int]]:
+    """The site under `uvicorn --workers N` (bench/asgi.py); yields (base URL, parent pid).
+    With `cores`, every process is held to that many CPUs (`taskset`), as on a smaller VM."""
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "--factory", "asgi:app",
+    pinned = ["taskset", "-c", f"0-{cores - 1}"] if cores else []
+    command = [*pinned, sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "--factory", "asgi:app",
                "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     env = {**os.environ, "POSTS_BENCH_DB": str(db), "POSTS_BENCH_INSPECT": str(inspect),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -364,11 +366,11 @@ def uvicorn_server(db: Path, inspect: Path, workers: int) -> Iterator[tuple[str,
                 process.wait(10)
 
 
-def compare_workers(db: Path, walk: list[str], seconds: int) -> list[tuple[int, Point]]:
+def compare_workers(db: Path, walk: list[str], seconds: int, cores: int | None = None) -> list[tuple[int, Point]]:
     inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
     compared = []
     for workers in (1, 2):
-        with uvicorn_server(db, inspect, workers) as (base, pid):
+        with uvicorn_server(db, inspect, workers, cores) as (base, pid):
             for path in walk[:20]:  # every worker warmed a little
                 httpx_get(base + path)
             compared.append((workers, loaded(base, pid, walk, seconds, WORKER_CONNECTIONS, f"{workers} worker(s)")))
@@ -382,11 +384,11 @@ def httpx_get(url: str) -> None:
     httpx.get(url, headers=BYPASS, timeout=30, trust_env=False)
 
 
-def report_capacity(points: list[Point], workers: list[tuple[int, Point]]) -> None:
+def report_capacity(points: list[Point], workers: list[tuple[int, Point]], cores: int | None = None) -> None:
     if points:
         report_curve(points)
     if workers:
-        report_workers(workers)
+        report_workers(workers, cores)
 
 
 def report_curve(points: list[Point]) -> None:
@@ -406,9 +408,9 @@ def report_curve(points: list[Point]) -> None:
         print(f"{name:<16} {cores:>6.3g} {one:>27.1f} {3 * one:>11.1f}")
 
 
-def report_workers(workers: list[tuple[int, Point]]) -> None:
+def report_workers(workers: list[tuple[int, Point]], cores: int | None = None) -> None:
     if workers:
-        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (uvicorn --workers, bench/asgi.py):")
+        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (uvicorn --workers, bench/asgi.py{f', on {cores} CPU(s)' if cores else ''}):")
         for count, p in workers:
             print(f"  {count} worker(s): {p.result.rps:.1f} req/s, p99 {p.result.p99_ms:.0f} ms, {p.cpu_ms:.1f} ms CPU a request (all processes)")
 
@@ -565,6 +567,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(PARTS), help=f"which parts to run, of {', '.join(PARTS)} (default all)")
     parser.add_argument("--cpu-urls", type=int, default=120, help="distinct URLs per kind for the CPU comparison")
     parser.add_argument("--before", type=Path, help="cpu part: also serve this other checkout of the project (e.g. `git archive` of an older commit)")
+    parser.add_argument("--cores", type=int, help="workers part: hold the server to this many CPUs (taskset), as on a 1-vCPU machine")
     parser.add_argument("--hold-seconds", type=int, default=300, help="how long the hold part loads the server (default 300)")
     args = parser.parse_args()
     parts = set(args.only.split(","))
@@ -598,9 +601,9 @@ def main() -> int:
             with cpu.server(db, inspect, bare=False) as (base, pid):
                 points = load_curve(base, pid, walk, seconds)
         if "workers" in parts:
-            workers = compare_workers(db, walk, seconds)
+            workers = compare_workers(db, walk, seconds, args.cores)
         if points or workers:
-            report_capacity(points, workers)
+            report_capacity(points, workers, args.cores)
         if "hold" in parts:
             met &= report_hold(hold(db, walk, args.hold_seconds), args.hold_seconds)
         return 0 if met else 1
