@@ -28,7 +28,8 @@ The other parts (`--only urls,cpu,curve,workers,hold`; all by default):
   run (bench/cpu.py); `--before DIR` adds another checkout of the project, same run.
 - curve: the uncached mix at 1 to 64 connections: requests/s, p50, p99 and CPU per request,
   the fly.toml concurrency limits they imply, and what each Fly size holds at that CPU.
-- workers: the mix under `uvicorn --workers 1` and `--workers 2` (bench/asgi.py).
+- workers: the mix under `uvicorn --workers 1` and `--workers 2` (bench/asgi.py); `--cores 1`
+  holds the server to one CPU (`taskset`), as on a 1-vCPU machine.
 - hold: the mix at saturation for `--hold-seconds` (300) while a client streams the CSV of
   every body and 500 idle keep-alive connections stay open: 0 errors, p99 <= 1 s, and RSS
   growing at most 10% after warm-up.
