@@ -118,7 +118,13 @@ def path(base: str, *pairs: list[tuple[str, str]]) -> str:
 
 
 def table_page(v: Vocabulary, rng: random.Random) -> tuple[list, list]:
-    filters = rng.choice([[("month", rng.choice(v.months))], [("source", rng.choice(v.sources)), ("year", rng.choice(v.years))], [("year", rng.choice(v.years))]])
+    filters = rng.choice(
+        [
+            [("month", rng.choice(v.months))],
+            [("source", rng.choice(v.sources)), ("year", rng.choice(v.years))],
+            [("year", rng.choice(v.years))],
+        ]
+    )
     return filters, ARTICLES_FACETS + ARTICLES_SORT
 
 
@@ -160,7 +166,10 @@ def canned_paths(v: Vocabulary, count: int) -> dict[str, list[str]]:
     """Ours only: bare Datasette has no canned queries. `feed` has one URL: it is asked
     again and again, uncached (the Cookie)."""
     rng = random.Random(7)
-    latest = {path("/posts/latest_by_source.json", [("source", rng.choice(v.sources)), ("_shape", "array"), ("_size", str(rng.randint(5, 50)))]) for _ in range(count * 5)}
+    latest = {
+        path("/posts/latest_by_source.json", [("source", rng.choice(v.sources)), ("_shape", "array"), ("_size", str(rng.randint(5, 50)))])
+        for _ in range(count * 5)
+    }
     latest_atom = [path("/posts/latest_by_source.atom", [("source", s)]) for s in v.sources]
     searches = [path("/posts/search.json", [("q", w.replace(" ", "")), ("_shape", "array")]) for w in rng.sample(v.words, count)]
     return {
@@ -290,7 +299,9 @@ def main() -> int:
     parser.add_argument("--db", type=Path, help="measure this database instead of building the sample x--copies")
     parser.add_argument("--copies", type=int, default=30)
     parser.add_argument("--urls", type=int, default=150, help="distinct URLs per kind (default 150)")
-    parser.add_argument("--before", type=Path, help="also serve this other checkout of the project (e.g. `git archive` of an older commit), same run")
+    parser.add_argument(
+        "--before", type=Path, help="also serve this other checkout of the project (e.g. `git archive` of an older commit), same run"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="posts-bench-cpu-") as temp:
         db = args.db

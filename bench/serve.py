@@ -411,7 +411,8 @@ def report_curve(points: list[Point]) -> None:
 
 def report_workers(workers: list[tuple[int, Point]], cores: int | None = None) -> None:
     if workers:
-        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (uvicorn --workers, bench/asgi.py{f', on {cores} CPU(s)' if cores else ''}):")
+        where = f", on {cores} CPU(s)" if cores else ""
+        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (uvicorn --workers, bench/asgi.py{where}):")
         for count, p in workers:
             print(f"  {count} worker(s): {p.result.rps:.1f} req/s, p99 {p.result.p99_ms:.0f} ms, {p.cpu_ms:.1f} ms CPU a request (all processes)")
 
