@@ -21,13 +21,31 @@ SQLite's page cache for its rows.
 Targets: the faceted articles table page, as served, at 100 requests/s or more; the distinct
 mix at 150 requests/s or more with p99 <= 250 ms; the table's search page at 60 requests/s
 or more uncached; 0 errors.
+
+The other parts (`--only urls,cpu,curve,workers,hold`; all by default):
+
+- cpu: CPU per request by kind, this site against bare Datasette on the same URLs, in one
+  run (bench/cpu.py); `--before DIR` adds another checkout of the project, same run.
+- curve: the uncached mix at 1 to 64 connections: requests/s, p50, p99 and CPU per request,
+  the fly.toml concurrency limits they imply, and what each Fly size holds at that CPU.
+- workers: the mix under `uvicorn --workers 1` and `--workers 2` (bench/asgi.py); `--cores 1`
+  holds the server to one CPU (`taskset`), as on a 1-vCPU machine.
+- hold: the mix at saturation for `--hold-seconds` (300) while a client streams the CSV of
+  every body and 500 idle keep-alive connections stay open: 0 errors, p99 <= 1 s, and RSS
+  growing at most 10% after warm-up.
+
+Requests/s move with whatever else runs on the machine; CPU per request hardly does.
+`--copies 300` (ten times the full archive) runs the same lines on a 1.8 GB database; it
+takes minutes to build and is not run in CI.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import os
 import random
 import re
 import shutil
@@ -39,13 +57,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from postsdb.build import POST_SUFFIXES, build  # noqa: E402
-from postsdb.serve import running_server  # noqa: E402
+from postsdb.serve import free_port, running_server, wait_until_up, write_inspect_file  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import cpu  # noqa: E402  (bench/cpu.py: this site against bare Datasette)
 
 CORPUS = ROOT / "data"  # the real sample the project ships
 CORPUS_SOURCES = (CORPUS / "seed", CORPUS / "posts")
@@ -104,12 +126,14 @@ def copy_url(url: str, k: int) -> str:
 # --- load -------------------------------------------------------------------------
 
 
-def measure(url: str, seconds: int, headers: dict | None, label: str, cache: str, paths: list[str] | None = None) -> Result:
+def measure(
+    url: str, seconds: int, headers: dict | None, label: str, cache: str, paths: list[str] | None = None, connections: int = CONNECTIONS
+) -> Result:
     """Load `url`, or, given `paths`, the server at `url` with each of those paths in turn."""
     if shutil.which("wrk"):
-        return measure_wrk(url, seconds, headers or {}, label, cache, paths)
+        return measure_wrk(url, seconds, headers or {}, label, cache, paths, connections)
     urls = [url + path for path in paths] if paths else [url]
-    return asyncio.run(measure_async(urls, seconds, headers or {}, label, cache))
+    return asyncio.run(measure_async(urls, seconds, headers or {}, label, cache, connections))
 
 
 WRK_WALK = """
@@ -129,8 +153,8 @@ end
 """
 
 
-def measure_wrk(url: str, seconds: int, headers: dict, label: str, cache: str, paths: list[str] | None) -> Result:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
+def measure_wrk(url: str, seconds: int, headers: dict, label: str, cache: str, paths: list[str] | None, connections: int = CONNECTIONS) -> Result:
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     with tempfile.TemporaryDirectory(prefix="posts-bench-wrk-") as temp:
@@ -159,7 +183,7 @@ def wrk_ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
 
 
-async def measure_async(urls: list[str], seconds: int, headers: dict, label: str, cache: str) -> Result:
+async def measure_async(urls: list[str], seconds: int, headers: dict, label: str, cache: str, connections: int = CONNECTIONS) -> Result:
     import httpx
 
     latencies, errors = [], 0
@@ -179,9 +203,9 @@ async def measure_async(urls: list[str], seconds: int, headers: dict, label: str
             errors += not ok
 
     began = time.monotonic()
-    limits = httpx.Limits(max_connections=CONNECTIONS)
+    limits = httpx.Limits(max_connections=connections)
     async with httpx.AsyncClient(trust_env=False, timeout=5, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(CONNECTIONS)))
+        await asyncio.gather(*(worker(client) for _ in range(connections)))
     elapsed = time.monotonic() - began
     cuts = statistics.quantiles(latencies, n=100)
     return Result(label, cache, len(latencies) / elapsed, cuts[49] * 1000, cuts[98] * 1000, len(latencies), errors)
@@ -267,6 +291,251 @@ def run(db: Path, seconds: int) -> list[Result]:
     return results
 
 
+# --- the load curve, CPU per request, one worker or two --------------------------------
+
+CURVE = (1, 2, 4, 8, 12, 16, 24, 32, 64)  # concurrent connections
+KNEE_SHARE = 0.9  # the knee: the fewest connections that get this share of the most requests/s
+HARD_P99_MS = 1000  # the hard limit: the most connections measured whose p99 stays under this
+WORKER_CONNECTIONS = 16
+# Fly Machines' CPU: a shared vCPU's baseline is 1/16 of a core (bursts come from a
+# balance); a performance vCPU is a whole core.
+FLY_SIZES = (("shared-cpu-1x", 1 / 16), ("shared-cpu-2x", 2 / 16), ("performance-1x", 1.0))
+
+
+@dataclass
+class Point:
+    connections: int
+    result: Result
+    cpu_ms: float  # CPU of the server's processes per request
+
+
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's workers)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for process in [parent, *parent.children(recursive=True)]:
+        times = process.cpu_times()
+        total += times.user + times.system
+    return total
+
+
+def loaded(base: str, pid: int, walk: list[str], seconds: int, connections: int, label: str) -> Point:
+    before = server_cpu(pid)
+    result = measure(base, seconds, BYPASS, label, "off", walk, connections)
+    return Point(connections, result, 1000 * (server_cpu(pid) - before) / max(1, result.requests))
+
+
+def load_curve(base: str, pid: int, walk: list[str], seconds: int, levels=CURVE) -> list[Point]:
+    """The uncached mix at each concurrency, each level starting at a new place in the walk."""
+    points = []
+    for number, level in enumerate(levels):
+        offset = number * len(walk) // len(levels)
+        points.append(loaded(base, pid, walk[offset:] + walk[:offset], seconds, level, f"mix, {level} connections"))
+        print(f"  curve: {level} connections", file=sys.stderr, flush=True)
+    return points
+
+
+def limits(points: list[Point]) -> tuple[int, int]:
+    """(soft, hard): the knee of the curve, and the most connections whose p99 stays under
+    HARD_P99_MS (at least twice the knee)."""
+    best = max(p.result.rps for p in points)
+    soft = min(p.connections for p in points if p.result.rps >= KNEE_SHARE * best)
+    bearable = [p.connections for p in points if p.result.p99_ms <= HARD_P99_MS and not p.result.errors]
+    return soft, max([2 * soft, *bearable])
+
+
+@contextlib.contextmanager
+def uvicorn_server(db: Path, inspect: Path, workers: int, cores: int | None = None) -> Iterator[tuple[str, int]]:
+    """The site under `uvicorn --workers N` (bench/asgi.py); yields (base URL, parent pid).
+    With `cores`, every process is held to that many CPUs (`taskset`), as on a smaller VM."""
+    port = free_port()
+    pinned = ["taskset", "-c", f"0-{cores - 1}"] if cores else []
+    command = [*pinned, sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "--factory", "asgi:app",
+               "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    env = {**os.environ, "POSTS_BENCH_DB": str(db), "POSTS_BENCH_INSPECT": str(inspect),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db.parent)
+        try:
+            wait_until_up(process, f"http://127.0.0.1:{port}/-/versions.json", 60, log)
+            yield f"http://127.0.0.1:{port}", process.pid
+        finally:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def compare_workers(db: Path, walk: list[str], seconds: int, cores: int | None = None) -> list[tuple[int, Point]]:
+    inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
+    compared = []
+    for workers in (1, 2):
+        with uvicorn_server(db, inspect, workers, cores) as (base, pid):
+            for path in walk[:20]:  # every worker warmed a little
+                httpx_get(base + path)
+            compared.append((workers, loaded(base, pid, walk, seconds, WORKER_CONNECTIONS, f"{workers} worker(s)")))
+        print(f"  measured {workers} worker(s)", file=sys.stderr, flush=True)
+    return compared
+
+
+def httpx_get(url: str) -> None:
+    import httpx
+
+    httpx.get(url, headers=BYPASS, timeout=30, trust_env=False)
+
+
+def report_capacity(points: list[Point], workers: list[tuple[int, Point]], cores: int | None = None) -> None:
+    if points:
+        report_curve(points)
+    if workers:
+        report_workers(workers, cores)
+
+
+def report_curve(points: list[Point]) -> None:
+    print("\nload curve: the distinct mix, uncached (a Cookie), one server process")
+    print(f"{'connections':>11} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'CPU ms/req':>10}")
+    for p in points:
+        r = p.result
+        print(f"{p.connections:>11} {r.rps:>8.1f} {r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.errors:>6} {p.cpu_ms:>10.1f}")
+    soft, hard = limits(points)
+    print(f"fly.toml [http_service.concurrency]: soft_limit = {soft}, hard_limit = {hard}"
+          f" (the knee: {KNEE_SHARE:.0%} of the best req/s; hard: p99 <= {HARD_P99_MS} ms)")
+    cpu_ms = statistics.median(p.cpu_ms for p in points)
+    print(f"CPU per uncached request on the mix (median over the curve): {cpu_ms:.1f} ms")
+    print(f"{'Fly size':<16} {'cores':>6} {'req/s sustained, 1 machine':>27} {'3 machines':>11}")
+    for name, cores in FLY_SIZES:
+        one = 1000 * cores / cpu_ms
+        print(f"{name:<16} {cores:>6.3g} {one:>27.1f} {3 * one:>11.1f}")
+
+
+def report_workers(workers: list[tuple[int, Point]], cores: int | None = None) -> None:
+    if workers:
+        where = f", on {cores} CPU(s)" if cores else ""
+        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (uvicorn --workers, bench/asgi.py{where}):")
+        for count, p in workers:
+            print(f"  {count} worker(s): {p.result.rps:.1f} req/s, p99 {p.result.p99_ms:.0f} ms, {p.cpu_ms:.1f} ms CPU a request (all processes)")
+
+
+# --- holding up under load ---------------------------------------------------------------
+
+HOLD_CONNECTIONS = 8  # the mix at saturation: requests/s level off from 2 connections (the curve)
+IDLE_CONNECTIONS = 500
+CSV_STREAM = "/posts/article_bodies.csv?_stream=on"
+HOLD_P99_MS = 1000
+RSS_GROWTH = 0.10  # after warm-up: the first third of the run, by when the walk has been round once
+RSS_EVERY = 2.0
+
+
+@dataclass
+class Hold:
+    mix: Result
+    streams: int  # CSV streams of every body read to the end
+    stream_mb: float
+    stream_errors: int
+    idle_connections: int  # reconnects included: the server closes idle keep-alive after a while
+    rss_mb: list[float]
+
+
+def hold(db: Path, walk: list[str], seconds: int) -> Hold:
+    """The mix as served at HOLD_CONNECTIONS (wrk) for `seconds`, while one client streams the
+    CSV of every body again and again and IDLE_CONNECTIONS clients hold keep-alive
+    connections open without asking anything more; the server's RSS every RSS_EVERY s."""
+    import psutil
+
+    inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
+    with cpu.server(db, inspect, bare=False) as (base, pid):
+        process = psutil.Process(pid)
+        rss: list[float] = []
+        side = {}
+        stop = time.monotonic() + seconds
+
+        def sidelines():
+            side.update(asyncio.run(side_load(base, stop, process, rss)))
+
+        import threading
+
+        thread = threading.Thread(target=sidelines)
+        thread.start()
+        mix = measure(base, seconds, None, "mix under load", "on", walk, HOLD_CONNECTIONS)
+        thread.join(timeout=seconds + 60)
+    return Hold(mix, side["streams"], side["bytes"] / 2**20, side["stream_errors"], side["idle"], rss)
+
+
+async def side_load(base: str, stop: float, process, rss: list[float]) -> dict:
+    import httpx
+
+    host, port = base.removeprefix("http://").split(":")
+    counts = {"streams": 0, "bytes": 0, "stream_errors": 0, "idle": 0}
+
+    async def stream_csv():
+        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=60) as client:
+            while time.monotonic() < stop:
+                try:
+                    async with client.stream("GET", CSV_STREAM) as response:
+                        async for chunk in response.aiter_bytes():
+                            counts["bytes"] += len(chunk)
+                            if time.monotonic() >= stop:
+                                return
+                        counts["streams"] += response.status_code == 200
+                        counts["stream_errors"] += response.status_code != 200
+                except httpx.HTTPError:
+                    counts["stream_errors"] += 1
+
+    async def idle_client():
+        # One request opens a keep-alive connection; then it stays idle. When the server
+        # closes it (its keep-alive timeout), the client opens a new one and asks nothing.
+        request = f"GET /-/versions.json HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: keep-alive\r\n\r\n".encode()
+        while time.monotonic() < stop:
+            try:
+                reader, writer = await asyncio.open_connection(host, int(port))
+            except OSError:
+                await asyncio.sleep(1)
+                continue
+            counts["idle"] += 1
+            if request:
+                writer.write(request)
+                request = b""
+            try:
+                await writer.drain()
+                while time.monotonic() < stop and await asyncio.wait_for(reader.read(65536), max(0.1, stop - time.monotonic())):
+                    pass  # the answer, then nothing until the server closes the idle connection
+            except (OSError, asyncio.TimeoutError):
+                pass
+            writer.close()
+
+    async def sample_rss():
+        while time.monotonic() < stop:
+            rss.append(process.memory_info().rss / 2**20)
+            await asyncio.sleep(RSS_EVERY)
+
+    await asyncio.gather(stream_csv(), sample_rss(), *(idle_client() for _ in range(IDLE_CONNECTIONS)))
+    return counts
+
+
+def report_hold(held: Hold, seconds: int) -> bool:
+    warm = held.rss_mb[len(held.rss_mb) // 3 :] or held.rss_mb
+    growth = max(warm) / warm[0] - 1
+    m = held.mix
+    print(f"\nunder load for {seconds} s: the mix at {HOLD_CONNECTIONS} connections as served, one client streaming "
+          f"{CSV_STREAM}, {IDLE_CONNECTIONS} idle keep-alive connections")
+    print(f"  mix: {m.rps:.1f} req/s, p50 {m.p50_ms:.0f} ms, p99 {m.p99_ms:.0f} ms, {m.requests:,} requests, {m.errors} errors")
+    print(f"  CSV: {held.streams} whole streams, {held.stream_mb:,.0f} MB, {held.stream_errors} errors; "
+          f"idle connections opened: {held.idle_connections:,} (the server closes idle ones after its keep-alive timeout)")
+    print(f"  RSS MB: start {held.rss_mb[0]:.0f}, after warm-up {warm[0]:.0f}, peak {max(held.rss_mb):.0f}, end {held.rss_mb[-1]:.0f}")
+    checks = [
+        (f"mix 0 errors ({m.errors}) and p99 <= {HOLD_P99_MS} ms ({m.p99_ms:.0f})", m.errors == 0 and m.p99_ms <= HOLD_P99_MS),
+        (f"CSV streams without error ({held.stream_errors})", held.stream_errors == 0 and held.streams + held.stream_mb > 0),
+        (f"RSS grows <= {RSS_GROWTH:.0%} after warm-up ({growth:.1%})", growth <= RSS_GROWTH),
+    ]
+    for text, met in checks:
+        print(f"target: {text}: {'PASS' if met else 'FAIL'}")
+    return all(met for _, met in checks)
+
+
 def report(db: Path, articles: int, seconds: int, results: list[Result]) -> bool:
     tool = "wrk -t2 -c8" if shutil.which("wrk") else f"asyncio httpx client, {CONNECTIONS} connections"
     print(f"database: {db.stat().st_size / 2**20:.1f} MB, {articles:,} articles; load: {tool}, {seconds} s per URL and cache mode")
@@ -291,13 +560,24 @@ def report(db: Path, articles: int, seconds: int, results: list[Result]) -> bool
     return all(met for _, met in checks)
 
 
+PARTS = ("urls", "cpu", "curve", "workers", "hold")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", type=Path, help="measure this database instead of building the scaled corpus")
     parser.add_argument("--keep", type=Path, help="build in this (new) folder and keep it, instead of a temp folder")
-    parser.add_argument("--copies", type=int, default=30, help="copies of the corpus to build (default 30)")
+    parser.add_argument("--copies", type=int, default=30, help="copies of the corpus to build (default 30; 300 for ten times the archive)")
     parser.add_argument("--seconds", type=int, default=10, help=f"load per URL and cache mode, at most {MAX_SECONDS}")
+    parser.add_argument("--only", default=",".join(PARTS), help=f"which parts to run, of {', '.join(PARTS)} (default all)")
+    parser.add_argument("--cpu-urls", type=int, default=120, help="distinct URLs per kind for the CPU comparison")
+    parser.add_argument("--before", type=Path, help="cpu part: also serve this other checkout of the project (e.g. `git archive` of an older commit)")
+    parser.add_argument("--cores", type=int, help="workers part: hold the server to this many CPUs (taskset), as on a 1-vCPU machine")
+    parser.add_argument("--hold-seconds", type=int, default=300, help="how long the hold part loads the server (default 300)")
     args = parser.parse_args()
+    parts = set(args.only.split(","))
+    if parts - set(PARTS):
+        parser.error(f"--only: unknown part(s) {', '.join(sorted(parts - set(PARTS)))}; the parts are {', '.join(PARTS)}")
     seconds = max(1, min(args.seconds, MAX_SECONDS))
     with tempfile.TemporaryDirectory(prefix="posts-bench-serve-") as temp:
         db = args.db
@@ -310,10 +590,28 @@ def main() -> int:
             print(f"built {posts:,} posts (x{args.copies}) in {time.perf_counter() - started:.0f} s", file=sys.stderr)
             if summary.problems:
                 print(f"  {len(summary.problems)} problem file(s)", file=sys.stderr)
+        db = db.resolve()
         with sqlite3.connect(db) as conn:
             (articles,) = conn.execute("select count(*) from articles").fetchone()
-        results = run(db, seconds)
-        return 0 if report(db, articles, seconds, results) else 1
+        met = True
+        if "urls" in parts:
+            met &= report(db, articles, seconds, run(db, seconds))
+        if "cpu" in parts:  # this site against bare Datasette: bench/cpu.py
+            print(f"\nCPU per request, this site and bare Datasette on the same URLs ({db.stat().st_size / 2**20:.0f} MB, {articles:,} articles)")
+            met &= cpu.report(*cpu.measure(db, args.cpu_urls, before=args.before.resolve() if args.before else None))
+        walk = distinct_paths(db)
+        points = workers = []
+        if "curve" in parts:
+            inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
+            with cpu.server(db, inspect, bare=False) as (base, pid):
+                points = load_curve(base, pid, walk, seconds)
+        if "workers" in parts:
+            workers = compare_workers(db, walk, seconds, args.cores)
+        if points or workers:
+            report_capacity(points, workers, args.cores)
+        if "hold" in parts:
+            met &= report_hold(hold(db, walk, args.hold_seconds), args.hold_seconds)
+        return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -3,13 +3,17 @@
 - `search_snippet(text, q)`: about 100 characters of `text` around the first match of the
   search `q`, HTML-escaped, every match in `<mark>` (across scripts: 腾讯 marks 騰訊);
 - `search_highlight(text, q)`: all of `text`, escaped, matches marked (for titles);
-- `safe_html(html)`: a stored body put through the build's allow-list again, for the
-  Atom feeds, whose renderer is told to trust these queries' HTML (see metadata.yml);
-- `feed_html(html, url)`: the same, after a first line linking to the original at `url`
-  (each entry's own link is its page on this site; the original is the second way there).
+- `safe_html(html)`: a stored body put through the build's allow-list again, for SQL whose
+  result a page shows as HTML. (The Atom feeds clean their bodies in the `.atom` renderer
+  instead, plugins/atom_feeds.py: in the SQL it cost every format, JSON included.)
+- `feed_html(html, url)`: a stored body after a first line linking to the original at `url`,
+  for the feeds' `atom_content_html` (each entry's own link is its page on this site; the
+  original is the second way there). It only adds the link, escaped: the `.atom` renderer
+  sanitizes the whole (plugins/atom_feeds.py).
 
-Each returns text that is safe to put in a page whatever its input: anyone can call them
-in ad-hoc SQL, and Datasette shows their results escaped there anyway.
+The first three return text that is safe to put in a page whatever its input; `feed_html`'s
+result is safe only once the `.atom` renderer has cleaned it. Anyone can call them in ad-hoc
+SQL, and Datasette shows their results escaped there anyway.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def safe_html(html: str | None) -> str:
 
 def feed_html(html: str | None, url: str | None) -> str:
     original = f'<p>原文 · Original: <a href="{escape(url)}">{escape(unquote(url, errors="replace"))}</a></p>' if url else ""
-    return sanitize(original + (html or ""))
+    return original + (html or "")
 
 
 @hookimpl

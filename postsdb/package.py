@@ -161,8 +161,16 @@ def pinned_requirements() -> list[str]:
     return [f"{name}=={pins.get(canonicalize_name(name)) or version}" for name, version in dependency_closure()]
 
 
+# The installer's own tools. Datasette lists pip and setuptools (unversioned) for its
+# `datasette install` command; the base image has both, and `pip check` in the Dockerfile
+# fails the build if it ever does not. Pinning them here pinned whatever the virtualenv
+# that ran `package` happened to have.
+INSTALLER_TOOLS = frozenset({"pip", "setuptools", "wheel"})
+
+
 def dependency_closure() -> list[tuple[str, str]]:
-    """(name, installed version) of each distribution the image needs, sorted by name."""
+    """(name, installed version) of each distribution the image needs, sorted by name: the
+    runtime's packages, not the installer's (INSTALLER_TOOLS)."""
     found: dict[str, tuple[str, str]] = {}
     done: set[tuple[str, str]] = set()
     queue = [Requirement(text) for text in project_metadata().get("dependencies", [])]
@@ -170,6 +178,8 @@ def dependency_closure() -> list[tuple[str, str]]:
     while queue:
         req = queue.pop()
         key = canonicalize_name(req.name)
+        if key in INSTALLER_TOOLS:
+            continue
         dist = installed(req)
         found[key] = (dist.metadata["Name"], dist.version)
         for extra in {""} | set(req.extras):  # uvicorn[standard] needs what `standard` adds
@@ -278,6 +288,15 @@ CMD {json.dumps(container_command(DB_NAME, INSPECT_NAME), ensure_ascii=False)}
 """
 
 
+# [http_service.concurrency], from bench/serve.py's load curve (the distinct mix, uncached,
+# on the sample x30, one process; the README has the curve). SOFT_LIMIT is the knee: from 2
+# connections on, requests/s stayed within 10% of the best (79-82) while p99 went from 190
+# ms at 2 to 690 ms at 16, so past it a request only waits longer and Fly's proxy should
+# prefer another machine. HARD_LIMIT is the most connections whose p99 stayed under 1 s;
+# past it the proxy holds requests back instead of piling them onto this machine.
+SOFT_LIMIT = 2
+HARD_LIMIT = 16
+
 FLY_TOML = f"""\
 # Fly Machines: `fly launch --no-deploy` in this folder creates the app and adds its name
 # here; after that, `fly deploy` (or `fly deploy --app NAME` from a fresh package).
@@ -289,6 +308,11 @@ FLY_TOML = f"""\
   auto_stop_machines = "stop"
   auto_start_machines = true
   min_machines_running = 1
+
+  [http_service.concurrency]
+    type = "requests"
+    soft_limit = {SOFT_LIMIT}
+    hard_limit = {HARD_LIMIT}
 
   [[http_service.checks]]
     grace_period = "10s"

@@ -20,14 +20,22 @@ from postsdb.search import CJK_RUN, WORD, _converter, normalize
 SNIPPET_CHARS = 100
 MAX_PIECES = 32
 CHUNK = 1500  # the text is searched a piece at a time: the first match is usually early
+FIRST_CHUNK = 200  # ... often within the first lines
+SPACES = re.compile(r"\s+")
 
 
 def query_pieces(query: str) -> list[str]:
     """What to mark for a query: its CJK runs and words, normalized, longest first."""
+    return list(cached_pieces(query or ""))
+
+
+@functools.lru_cache(maxsize=256)
+def cached_pieces(query: str) -> tuple[str, ...]:
+    """A page of hits asks for the pieces of one query twice a row: normalize it once."""
     pieces = set()
     for term in (query or "").split():
         pieces.update(m.group(0) for m in re.finditer(f"{CJK_RUN.pattern}|{WORD.pattern}", normalize(term)))
-    return sorted(pieces, key=lambda p: (-len(p), p))[:MAX_PIECES]
+    return tuple(sorted(pieces, key=lambda p: (-len(p), p))[:MAX_PIECES])
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,20 +83,27 @@ def normalized_with_offsets(text: str) -> tuple[str, list[int] | None]:
 
 
 def pieces_pattern(pieces: list[str]) -> re.Pattern:
+    return compiled_pieces(tuple(pieces))
+
+
+@functools.lru_cache(maxsize=256)
+def compiled_pieces(pieces: tuple[str, ...]) -> re.Pattern:
     return re.compile("|".join(map(re.escape, pieces)))
 
 
 def first_match(text: str, pieces: list[str]) -> int | None:
-    """Where in `text` the first match of a piece starts, normalizing only as far as needed."""
+    """Where in `text` the first match of a piece starts, normalizing only as far as needed:
+    a short piece first (the first match is usually early), then longer ones."""
     if not pieces:
         return None
     pattern, overlap = pieces_pattern(pieces), 2 * max(map(len, pieces))
-    for start in range(0, len(text), CHUNK):
-        chunk = text[start : start + CHUNK + overlap]
-        normal, offsets = normalized_with_offsets(chunk)
+    start, size = 0, FIRST_CHUNK
+    while start < len(text):
+        normal, offsets = normalized_with_offsets(text[start : start + size + overlap])
         match = pattern.search(normal)
         if match:
             return start + (offsets[match.start()] if offsets is not None else match.start())
+        start, size = start + size, min(size * 4, CHUNK)
     return None
 
 
@@ -130,13 +145,43 @@ def highlight(text: str | None, query: str | None) -> str:
 def snippet(text: str | None, query: str | None, width: int = SNIPPET_CHARS, unmatched: str | None = None) -> str:
     """About `width` characters around the first match, escaped, matches marked. When
     nothing matches (a match in the title only): `unmatched`, escaped and shortened to
-    `width`, if given, else the text's start."""
-    text = " ".join((text or "").split())
+    `width`, if given, else the text's start. White space is one space, as in
+    `" ".join(text.split())`; only the part around the match is read."""
+    text = text or ""
     pieces = query_pieces(query or "")
     first = first_match(text, pieces)
     if first is None and unmatched is not None:
         return str(escape(shortened(unmatched, width)))
-    start = max(0, min((first or 0) - width // 3, len(text) - width))
+    first = first or 0  # never inside white space, which no piece holds
+    margin = 2 * width
+    lo, hi = max(0, first - margin), min(len(text), first + margin)
+    before = collapsed(text[lo:first], lo == 0, False)
+    window_text = before + collapsed(text[first:hi], not before, hi == len(text))
+    if (lo > 0 and len(before) < width) or (hi < len(text) and len(window_text) - len(before) < width):
+        return whole_text_snippet(" ".join(text.split()), pieces, width)  # white space ran long
+    more_before = lo > 0 and not text[:lo].isspace()
+    more_after = hi < len(text) and not text[hi:].isspace()
+    start = max(0, len(before) - width // 3)
+    if not more_after:
+        start = max(0, min(start, len(window_text) - width))
+    end = min(len(window_text), start + width)
+    window = window_text[start:end]
+    body = marked(window, match_spans(window, pieces))
+    return ("…" if start > 0 or more_before else "") + body + ("…" if end < len(window_text) or more_after else "")
+
+
+def collapsed(text: str, at_start: bool, at_end: bool) -> str:
+    """A part of the text as `" ".join(whole.split())` has it: runs of white space are one
+    space, and none is left at the whole text's start or end."""
+    text = SPACES.sub(" ", text)
+    if at_start:
+        text = text.lstrip(" ")
+    return text.rstrip(" ") if at_end else text
+
+
+def whole_text_snippet(text: str, pieces: list[str], width: int) -> str:
+    first = first_match(text, pieces) or 0
+    start = max(0, min(first - width // 3, len(text) - width))
     end = min(len(text), start + width)
     window = text[start:end]
     body = marked(window, match_spans(window, pieces))

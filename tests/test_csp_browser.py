@@ -27,7 +27,7 @@ INJECTED_BODY = (
 def injected_site(tmp_path_factory):
     """A site whose article_bodies row holds a script, as if the sanitizer had let it by:
     written straight into the built database. The article_bodies table page renders that
-    column as HTML as it is stored (plugins/html_cells.py)."""
+    column as HTML as it is stored (datasette-render-html, configured in metadata.yml)."""
     db = build_site(tmp_path_factory.mktemp("injected-site"))
     with sqlite3.connect(db) as conn:
         conn.execute("update article_bodies set body_html = ? where article_id = ?", (INJECTED_BODY, RICH_ID))

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
 import venv
 from pathlib import Path
@@ -91,7 +92,10 @@ def test_dockerfile_installs_pinned_packages_and_runs_the_serve_command(context)
     assert cmd == container_command(DB_NAME, INSPECT_NAME)
     assert cmd[2].endswith('--host 0.0.0.0 --port "${PORT:-8080}"') and "--cors" in cmd[2]
     assert dockerfile_instructions(context, "EXPOSE") == [str(CONTAINER_PORT)]
-    assert f"internal_port = {CONTAINER_PORT}" in (context / "fly.toml").read_text()
+    fly = tomllib.loads((context / "fly.toml").read_text())
+    assert fly["http_service"]["internal_port"] == CONTAINER_PORT
+    concurrency = fly["http_service"]["concurrency"]
+    assert concurrency["type"] == "requests" and 0 < concurrency["soft_limit"] < concurrency["hard_limit"]
 
 
 def test_requirements_pin_every_runtime_dependency_exactly(context):
@@ -104,6 +108,7 @@ def test_requirements_pin_every_runtime_dependency_exactly(context):
     for needed in ("datasette", "datasette-block-robots", "datasette-dashboards", "datasette-atom", "OpenCC", "nh3"):
         assert needed in pins, needed
     assert pins["datasette"].startswith("0.65.") and "pytest" not in pins and "posts-db" not in pins
+    assert not {"pip", "setuptools", "wheel"} & {canonicalize_name(name) for name in pins}  # the installer's, not the site's
     pyproject = (context / "pyproject.toml").read_text()
     assert 'packages = ["postsdb"]' in pyproject and "\ndependencies" not in pyproject
 

@@ -369,7 +369,7 @@ def hostile_visits(hostile_site, hostile_server, context) -> dict[int, Visit]:
     order = hostile_site.big_ids + [a for a in hostile_site.ids if a not in hostile_site.big_ids]
     urls = [f"{hostile_server}/posts/articles/{article}" for article in order]
     visits = dict(zip(order, visit_all(context, urls, slow=len(hostile_site.big_ids))))
-    # plugins/html_cells.py shows the stored bodies, as they are, on this table page.
+    # datasette-render-html shows the stored bodies, as they are, on this table page.
     attack_ids = ",".join(str(article_id(url)) for url in hostile_site.attack_urls)
     visits[0] = visit(context, f"{hostile_server}/posts/article_bodies?article_id__in={attack_ids}&_size=100", "td.col-body_html")
     return visits

@@ -1,0 +1,48 @@
+"""Settings and permissions read from metadata once, not on every cell and every check.
+
+Datasette 0.65 merges metadata.yml afresh on every `datasette.plugin_config(...)` (which
+datasette-render-html calls for every cell of every table page: 800 on a page of 50
+articles) and deep-copies all of it on every table permission check (`view-table`, several
+a page). That work grows with metadata.yml, and the answers cannot change while the server
+runs: the metadata is read once at start, and no installed plugin supplies metadata of its
+own (`get_metadata`). So both are remembered per Datasette instance, for each set of
+arguments; if a `get_metadata` plugin is ever installed, nothing is remembered.
+
+The key includes the identity of the metadata Datasette holds, so an instance given new
+metadata (`datasette._metadata_local = …`) is answered from it. `$env` secrets in plugin
+settings are read once, at the first look-up.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from datasette.app import Datasette
+from datasette.plugins import pm
+
+REMEMBERED = ("plugin_config", "_table_permission_allows")
+
+
+def remembered(method):
+    attribute = f"_remembered_{method.__name__}"
+
+    @functools.wraps(method)
+    def lookup(self, *args, **kwargs):
+        if pm.hook.get_metadata.get_hookimpls():
+            return method(self, *args, **kwargs)
+        answers = self.__dict__.setdefault(attribute, {})
+        key = (id(self._metadata_local), args, tuple(sorted(kwargs.items())))
+        try:
+            return answers[key]
+        except KeyError:
+            answer = answers[key] = method(self, *args, **kwargs)
+            return answer
+
+    lookup.remembers = method
+    return lookup
+
+
+for name in REMEMBERED:
+    method = getattr(Datasette, name)
+    if not hasattr(method, "remembers"):  # a plugins dir loaded twice in one process
+        setattr(Datasette, name, remembered(method))
