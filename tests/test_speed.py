@@ -62,7 +62,9 @@ async def test_the_feed_query_json_gives_the_body_as_stored(ds, hostile_db):
     _, _, newest = hostile_db
     rows = (await ds.client.get("/posts/feed.json?_shape=array")).json()
     by_id = {row["id"]: row for row in rows}
-    assert by_id[newest]["atom_content_html"] == HOSTILE  # data, as /posts/article_bodies.json gives it
+    # Data, as /posts/article_bodies.json gives it, after the line that links to the original.
+    content = by_id[newest]["atom_content_html"]
+    assert content.startswith('<p>原文 · Original: <a href="') and content.endswith("</p>" + HOSTILE)
 
 
 def test_kept_bodies_are_bounded_and_right():
