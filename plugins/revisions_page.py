@@ -20,6 +20,11 @@ REVISIONS = """
 select revision, path, published, title, body_text, sha256 from article_revisions
 where article_id = :id order by revision
 """
+# An article with one file has no rows in article_revisions: its one version is itself.
+ONLY_VERSION = """
+select 1 as revision, articles.path, articles.published, articles.title, article_bodies.body_text, articles.sha256
+from articles join article_bodies on article_bodies.article_id = articles.id where articles.id = :id
+"""
 ROUTE = r"^/(?P<database>[^/.]+)/articles/(?P<id>-?[0-9]{1,19})/revisions(?P<json>\.json)?$"
 
 
@@ -43,6 +48,8 @@ async def revisions_view(datasette, request):
     if found is None:
         raise NotFound(f"no article {article_id}")
     versions = [dict(row) for row in await db.execute(REVISIONS, {"id": article_id})]
+    if not versions:
+        versions = [dict(row) for row in await db.execute(ONLY_VERSION, {"id": article_id})]
     changes = await asyncio.to_thread(compare, versions)  # CPU work, off the event loop
     article = dict(found)
     if request.url_vars.get("json"):

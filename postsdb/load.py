@@ -54,6 +54,8 @@ class Loader:
     def article(self, post: Post, size: int) -> None:
         current = self.kept.get(post.id)
         keep = current is None or (post.published, post.path) > current
+        if current is not None:
+            self.keep_current_revision(post.id)
         if keep:
             if current is not None:
                 self.flush_search()  # the index must hold what is deleted from it
@@ -68,12 +70,28 @@ class Loader:
 
     def revision(self, post: Post) -> None:
         """Every file of the URL is a revision, numbered for now by a negative placeholder:
-        `finish` numbers them 1..N, oldest first, once all of them are in."""
+        `finish` numbers them 1..N, oldest first, once all of them are in, and drops the
+        lone ones (an article with one file has no versions to compare)."""
         self.placeholder -= 1
         self.conn.execute(
             """insert into article_revisions (article_id, revision, path, published, title, body_html, body_text, sha256)
             values (?, ?, ?, ?, ?, ?, ?, ?)""",
             (post.id, self.placeholder, post.path, post.published, post.title, post.body.html, post.body.text, post.sha256),
+        )
+
+    def keep_current_revision(self, article: int) -> None:
+        """A second file for an article an earlier build loaded alone: its text, which that
+        build kept only in `articles` and `article_bodies`, becomes a revision too, before
+        a newer file replaces it there."""
+        self.placeholder -= 1
+        self.conn.execute(
+            """insert into article_revisions (article_id, revision, path, published, title, body_html, body_text, sha256)
+            select articles.id, ?, articles.path, articles.published, articles.title, article_bodies.body_html,
+              article_bodies.body_text, articles.sha256
+            from articles join article_bodies on article_bodies.article_id = articles.id
+            where articles.id = ? and not exists (
+              select 1 from article_revisions where article_id = articles.id and path = articles.path)""",
+            (self.placeholder, article),
         )
 
     def problem(self, rel: str, digest: str | None, size: int, reason: str) -> None:
@@ -138,14 +156,29 @@ class Loader:
 
     def finish(self) -> None:
         self.flush_search()
-        # The same order as the newest-revision rule: by published, then path; the last is kept.
+        self.number_revisions()
+        self.conn.execute("delete from tags where id not in (select tag_id from article_tags)")
+
+    def number_revisions(self) -> None:
+        """Number the revisions of every article that got one in this build 1..N, in the
+        order of the newest-revision rule (by published, then path; the last is kept), and
+        drop an article's revision when it is its only one. An older file added to an
+        article numbered by an earlier build goes before its revisions: all of them are
+        first set apart (negative, beyond any placeholder), so no new number meets an old."""
+        touched = "select article_id from article_revisions where revision < 0"
+        self.conn.execute(
+            f"update article_revisions set revision = -(1 << 40) - revision where revision > 0 and article_id in ({touched})"
+        )
         self.conn.execute(
             """update article_revisions set revision = (
                 select count(*) from article_revisions as other where other.article_id = article_revisions.article_id
                 and (other.published, other.path) <= (article_revisions.published, article_revisions.path)
             ) where revision < 0"""
         )
-        self.conn.execute("delete from tags where id not in (select tag_id from article_tags)")
+        self.conn.execute(
+            """delete from article_revisions where article_id in (
+                select article_id from article_revisions group by article_id having count(*) = 1)"""
+        )
 
 
 def topic_id(kind: str, name: str) -> int:

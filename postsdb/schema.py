@@ -101,7 +101,7 @@ TABLES = {
         "foreign_keys": [("article_id", "articles", "id"), ("copy_id", "articles", "id")],
         "not_null": {"overlap"},
     },
-    "article_revisions": {  # one row per file of the article's URL; 1 is the oldest
+    "article_revisions": {  # one row per file of an article with several files; 1 is the oldest
         "columns": {
             "article_id": int,
             "revision": int,

@@ -202,7 +202,8 @@ def test_every_file_of_a_url_is_a_revision_oldest_first(real_folder, tmp_path):
     assert rows(db_path, "select body_html from article_revisions where revision = 2") == rows(
         db_path, "select body_html from article_bodies where article_id = ?", (article,)
     )
-    assert rows(db_path, "select count(*) from article_revisions") == [(6 + 1,)]
+    # Only an article with several files has revisions: the other five have none.
+    assert rows(db_path, "select count(*), count(distinct article_id) from article_revisions") == [(2, 1)]
 
 
 def test_revisions_added_and_removed_incrementally_match_a_fresh_build(real_folder, tmp_path):
@@ -215,7 +216,26 @@ def test_revisions_added_and_removed_incrementally_match_a_fresh_build(real_fold
     assert_same_as_fresh(real_folder, db_path, tmp_path)
     newer.unlink()
     build([real_folder], db_path)
-    assert rows(db_path, "select max(revision) from article_revisions") == [(1,)]
+    assert rows(db_path, "select count(*) from article_revisions") == [(0,)]  # one file: no versions
+    assert_same_as_fresh(real_folder, db_path, tmp_path)
+
+
+def test_an_older_file_added_later_goes_first(real_folder, tmp_path):
+    """Two versions numbered by one build; a third file, older than both, arrives in the
+    next: it becomes revision 1, and the others move up, as a fresh build numbers them."""
+    original = real_posts(1)[0]
+    db_path = tmp_path / "incremental.db"
+    newer = edited_revision(original, real_folder)
+    build([real_folder], db_path)
+    text = original.read_text(encoding="utf-8")
+    date = DATE_LINE.search(text).group(0).split(":", 1)[1].strip()
+    older = real_folder / ("aa-" + original.name)
+    older.write_text(retitled(text, date=str(int(date[:4]) - 1) + date[4:], title="最早的标题"), encoding="utf-8")
+    summary = build([real_folder], db_path)
+    assert summary.problems == []
+    article = article_id_of(db_path, original.name)
+    numbered = rows(db_path, "select revision, path from article_revisions where article_id = ? order by revision", (article,))
+    assert numbered == [(1, older.name), (2, original.name), (3, newer.name)]
     assert_same_as_fresh(real_folder, db_path, tmp_path)
 
 
