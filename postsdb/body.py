@@ -62,7 +62,7 @@ DROPPED_WITH_CONTENT = frozenset({"script", "style", "template", "iframe", "obje
 LAZY_SRC_ATTRIBUTES = ("data-src", "data-lazy-src", "data-original", "data-actualsrc", "data-url", "src")
 CJK = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
 CJK_CHAR = re.compile(f"[{CJK}]")
-CJK_RUNS = re.compile(f"[{CJK}]+")
+CJK_LETTER = re.compile(rf"(?=\w)[{CJK}]")  # an ideograph, kana or hangul: not the full-width marks ，。！
 # A comment or tag left open runs to the end of the text, as in HTML; matching it there
 # (`\Z`) keeps the scan linear: otherwise each `<!--` or `<` would rescan the rest.
 TAG_OR_TEXT = re.compile(r"(<!--.*?(?:-->|\Z)|<[^>]*(?:>|\Z))", re.S)
@@ -428,5 +428,5 @@ def html_to_text(clean_html: str) -> str:
 
 
 def count_words(text: str) -> int:
-    """Words for alphabetic text, characters for CJK: 'Hi 大家好' counts 4."""
-    return sum(map(len, CJK_RUNS.findall(text))) + len(WORDS.findall(text))
+    """Words for alphabetic text, characters for CJK, punctuation not at all: 'Hi 大家好！' counts 4."""
+    return len(CJK_LETTER.findall(text)) + len(WORDS.findall(text))
