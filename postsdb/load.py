@@ -54,8 +54,9 @@ class Loader:
     def article(self, post: Post, size: int) -> None:
         current = self.kept.get(post.id)
         keep = current is None or (post.published, post.path) > current
-        if current is not None:
+        if current is not None:  # a second file of the URL: both are revisions
             self.keep_current_revision(post.id)
+            self.revision(post)
         if keep:
             if current is not None:
                 self.flush_search()  # the index must hold what is deleted from it
@@ -66,12 +67,11 @@ class Loader:
             "insert into article_files (path, sha256, size, article_id, url, published, status) values (?, ?, ?, ?, ?, ?, ?)",
             (post.path, post.sha256, size, post.id, post.url, post.published, "kept" if keep else "superseded"),
         )
-        self.revision(post)
 
     def revision(self, post: Post) -> None:
-        """Every file of the URL is a revision, numbered for now by a negative placeholder:
-        `finish` numbers them 1..N, oldest first, once all of them are in, and drops the
-        lone ones (an article with one file has no versions to compare)."""
+        """A file of a URL that has several is a revision, numbered for now by a negative
+        placeholder: `finish` numbers them 1..N, oldest first, once all of them are in. (An
+        article with one file has no versions to compare, and no rows.)"""
         self.placeholder -= 1
         self.conn.execute(
             """insert into article_revisions (article_id, revision, path, published, title, body_html, body_text, sha256)
@@ -80,9 +80,9 @@ class Loader:
         )
 
     def keep_current_revision(self, article: int) -> None:
-        """A second file for an article an earlier build loaded alone: its text, which that
-        build kept only in `articles` and `article_bodies`, becomes a revision too, before
-        a newer file replaces it there."""
+        """A second file for an article loaded alone, by this build or an earlier one: the
+        text it holds (in `articles` and `article_bodies`) becomes a revision too, before a
+        newer file replaces it there."""
         self.placeholder -= 1
         self.conn.execute(
             """insert into article_revisions (article_id, revision, path, published, title, body_html, body_text, sha256)
