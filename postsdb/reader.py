@@ -18,7 +18,6 @@ from postsdb.script import language
 LINE_CHARS = 110
 LANGUAGE_CHARS = 120  # of the text after the title: enough to tell the script
 DESCRIPTION_CHARS = 160  # what a share card shows
-LEAD_CHARS = 400  # of the body: enough for a list line, a description and its language
 NEWEST = 20
 TOP_TOPICS = 24
 OPTIONAL_TABLES = ("article_copies", "article_revisions", "related_articles")
@@ -26,8 +25,7 @@ OPTIONAL_TABLES = ("article_copies", "article_revisions", "related_articles")
 ARTICLE = """
 select articles.id, articles.title, articles.url, articles.published, articles.published_date,
   articles.author, articles.source, articles.publication, articles.tags, articles.word_count,
-  articles.image_count, articles.link_count, article_bodies.body_html,
-  substr(article_bodies.body_text, 1, :lead) as lead
+  articles.image_count, articles.link_count, article_bodies.body_html, articles.lead
 from articles left join article_bodies on article_bodies.article_id = articles.id
 where articles.id = :id
 """
@@ -45,11 +43,11 @@ from related_articles join articles on articles.id = related_articles.related_id
 where related_articles.article_id = :id
 order by related_articles.rank
 """
-LEADS = "select article_id, substr(body_text, 1, :lead) from article_bodies where article_id in (select value from json_each(:ids))"
+LEADS = "select id, lead from articles where id in (select value from json_each(:ids))"
 NEWEST_ARTICLES = """
 select articles.id, articles.title, articles.published_date, articles.source, articles.publication,
-  articles.author, articles.tags, substr(article_bodies.body_text, 1, :lead) as lead
-from articles left join article_bodies on article_bodies.article_id = articles.id
+  articles.author, articles.tags, articles.lead
+from articles
 order by articles.published desc
 limit :limit
 """
@@ -85,11 +83,9 @@ def existing_tables(conn, names=OPTIONAL_TABLES) -> set[str]:
 
 
 def line_of(title: str, lead: str | None) -> str:
-    """The start of the text after the title (many bodies repeat it), for a list line."""
-    text = lead or ""
-    if title and text.startswith(title):
-        text = text[len(title) :]
-    return " ".join(text.split())
+    """The lead (`articles.lead`: the start of the text after the title, without photo
+    credits and captions) on one line."""
+    return " ".join((lead or "").split()).rstrip("…")
 
 
 def clip(text: str, width: int) -> str:
@@ -104,7 +100,7 @@ def with_language(item: dict, lead: str | None) -> dict:
 
 def article(conn, article_id: int) -> dict | None:
     """Everything the article page shows, or None when there is no such article."""
-    found = rows(conn, ARTICLE, {"id": article_id, "lead": LEAD_CHARS})
+    found = rows(conn, ARTICLE, {"id": article_id})
     if not found:
         return None
     row = found[0]
@@ -128,14 +124,14 @@ def with_languages(conn, items: list[dict]) -> list[dict]:
     """Each item with the language of its title and first lines (one query for all)."""
     if not items:
         return items
-    leads = dict(conn.execute(LEADS, {"ids": json.dumps([item["id"] for item in items]), "lead": LEAD_CHARS}))
+    leads = dict(conn.execute(LEADS, {"ids": json.dumps([item["id"] for item in items])}))
     return [with_language(item, leads.get(item["id"])) for item in items]
 
 
 def newest(conn, limit: int = NEWEST) -> list[dict]:
     """The newest articles as list items: title, date, source, author, topics, a line, language."""
     items = []
-    for row in rows(conn, NEWEST_ARTICLES, {"limit": limit, "lead": LINE_CHARS * 3}):
+    for row in rows(conn, NEWEST_ARTICLES, {"limit": limit}):
         lead = row.pop("lead")
         row["topics"] = tag_names(row.pop("tags"))
         row["line"] = clip(line_of(row["title"], lead), LINE_CHARS)
