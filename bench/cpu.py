@@ -28,7 +28,6 @@ import os
 import random
 import re
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from postsdb.search import normalize  # noqa: E402
-from postsdb.serve import datasette_args, free_port, setting_flags, wait_until_up, write_inspect_file  # noqa: E402
+from postsdb.serve import datasette_args, free_port, setting_flags, supervised, write_inspect_file  # noqa: E402
 
 RATIO_TARGET = 1.3
 CANNED_TARGET_MS = 15
@@ -202,18 +201,8 @@ def server(db: Path, inspect: Path, bare: bool, project: Path | None = None) -> 
     else:
         command = [sys.executable, "-m", "datasette", *datasette_args(db, inspect, "127.0.0.1", port)]
     env = {**os.environ, "PYTHONPATH": str(project or ROOT)}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db.parent)
-        try:
-            wait_until_up(process, f"http://127.0.0.1:{port}/-/versions.json", 60, log)
-            yield f"http://127.0.0.1:{port}", process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+    with supervised(command, f"http://127.0.0.1:{port}/-/versions.json", 60, cwd=db.parent, env=env) as process:
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 def walk(base: str, pid: int, paths: list[str]) -> Sample:

@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from postsdb.build import POST_SUFFIXES, build  # noqa: E402
-from postsdb.serve import free_port, running_server, wait_until_up, write_inspect_file  # noqa: E402
+from postsdb.serve import free_port, running_server, supervised, write_inspect_file  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import cpu  # noqa: E402  (bench/cpu.py: this site against bare Datasette)
@@ -356,18 +356,8 @@ def uvicorn_server(db: Path, inspect: Path, workers: int, cores: int | None = No
                "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     env = {**os.environ, "POSTS_BENCH_DB": str(db), "POSTS_BENCH_INSPECT": str(inspect),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=db.parent)
-        try:
-            wait_until_up(process, f"http://127.0.0.1:{port}/-/versions.json", 60, log)
-            yield f"http://127.0.0.1:{port}", process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+    with supervised(command, f"http://127.0.0.1:{port}/-/versions.json", 60, cwd=db.parent, env=env, stop_wait=15) as process:
+        yield f"http://127.0.0.1:{port}", process.pid
 
 
 def compare_workers(db: Path, walk: list[str], seconds: int, cores: int | None = None) -> list[tuple[int, Point]]:

@@ -74,4 +74,4 @@ def url_entry(loc: str, lastmod: str | None) -> str:
 
 
 def sitemap_xml(root: str, lines: list[str]) -> str:
-    return "\n".join([f'<?xml version="1.0" encoding="UTF-8"?>', f'<{root} xmlns="{XMLNS}">', *lines, f"</{root}>", ""])
+    return "\n".join(['<?xml version="1.0" encoding="UTF-8"?>', f'<{root} xmlns="{XMLNS}">', *lines, f"</{root}>", ""])

@@ -157,15 +157,23 @@ def running_server(db: Path, host: str = "127.0.0.1", port: int | None = None, t
     port = port or free_port(host)
     base = f"http://{host}:{port}"
     command = [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(db), "--host", host, "--port", str(port)]
+    with supervised(command, f"{base}/-/versions.json", timeout, cwd=db.parent):
+        yield base
+
+
+@contextlib.contextmanager
+def supervised(command: list[str], url: str, timeout: float, cwd: Path, env: dict | None = None, stop_wait: float = 10) -> Iterator[subprocess.Popen]:
+    """A server started by `command`, yielded once `url` answers (its output kept for the
+    error if it never does); terminated, or else killed, when the block ends."""
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=db.parent)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env)
         try:
-            wait_until_up(process, f"{base}/-/versions.json", timeout, log)
-            yield base
+            wait_until_up(process, url, timeout, log)
+            yield process
         finally:
             process.terminate()
             try:
-                process.wait(10)
+                process.wait(stop_wait)
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
