@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from postsdb import reader
+from postsdb.schema import FACET_COLUMNS
 from postsdb.serve import PLUGINS, write_inspect_file
 from test_serve import METADATA_DICT, make_datasette
 
@@ -212,3 +213,15 @@ def test_reader_and_feed_queries_read_an_index_not_the_table(corpus_db, what, sq
     assert not any(line.startswith(f"SCAN {table}") and "INDEX" not in line for line in plan), (what, plan)
     if in_order:  # the newest come first from the index: no sort of every matching row
         assert not any("TEMP B-TREE FOR ORDER BY" in line for line in plan), (what, plan)
+
+
+@pytest.mark.parametrize("column", FACET_COLUMNS)
+@pytest.mark.parametrize("where", ["year = :year", "month = :month", "year = :year and source = :source"])
+def test_a_facets_counts_of_one_year_or_month_come_from_an_index_alone(corpus_db, where, column):
+    """The shape of a facet's count on the filtered articles page: what is counted is in
+    the index that finds the rows, so no row is read."""
+    sql = f"select {column} as value, count(*) as count from (select * from articles where {where}) where {column} is not null group by {column}"
+    with sqlite3.connect(f"file:{corpus_db}?mode=ro", uri=True) as conn:
+        plan = query_plan(conn, sql, {"year": 2020, "month": "2020-01", "source": "x"})
+    assert len(plan) >= 1 and all("SCAN articles" not in line for line in plan), plan
+    assert any(line.startswith("SEARCH articles USING COVERING INDEX") for line in plan), plan
