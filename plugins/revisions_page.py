@@ -14,6 +14,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import NotFound, Response
 
 from postsdb import revisions
+from postsdb.reader import cache_control
 
 ARTICLE = "select id, title, url, source, published_date from articles where id = :id"
 REVISIONS = """
@@ -52,8 +53,9 @@ async def revisions_view(datasette, request):
         versions = [dict(row) for row in await db.execute(ONLY_VERSION, {"id": article_id})]
     changes = await asyncio.to_thread(compare, versions)  # CPU work, off the event loop
     article = dict(found)
+    headers = {"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))}  # immutable while served
     if request.url_vars.get("json"):
-        return Response.json(as_json(article, versions, changes))
+        return Response.json(as_json(article, versions, changes), headers=headers)
     article_url = datasette.urls.row(database, "articles", str(article_id))
     context = {
         "database": database,
@@ -66,7 +68,7 @@ async def revisions_view(datasette, request):
             for change in changes
         ],
     }
-    return Response.html(await datasette.render_template("revisions.html", context, request=request))
+    return Response.html(await datasette.render_template("revisions.html", context, request=request), headers=headers)
 
 
 def compare(versions: list[dict]) -> list[dict]:

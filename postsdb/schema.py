@@ -146,7 +146,22 @@ TABLES = {
 }
 
 INDEXES = {
-    "articles": [["published"], ["published_date"], ["year"], ["month"], ["source"], ["publication"], ["author"], ["url"]],
+    # (source, published): a source's newest articles (the canned query latest_by_source)
+    # read in order from the index, with no sort of all the source's rows; it serves the
+    # counts by source too (reader.SOURCES), as an index on source alone did.
+    # (year, …) and (month, …) cover the articles page's facets: the counts by source,
+    # publication, author, year and month of the rows of one year or one month are read
+    # from the index alone, not from every matching row (FACET_COLUMNS).
+    "articles": [
+        ["published"],
+        ["published_date"],
+        ["year", "month", "source", "publication", "author"],
+        ["month", "year", "source", "publication", "author"],
+        ["source", "published"],
+        ["publication"],
+        ["author"],
+        ["url"],
+    ],
     "images": [["src"]],
     "links": [["domain"], ["href"]],
     "tags": [["kind", "name"], ["name"]],
@@ -155,6 +170,7 @@ INDEXES = {
     "article_copies": [["copy_id"]],
     "related_articles": [["related_id"]],
 }
+FACET_COLUMNS = ("source", "publication", "author", "year", "month")  # metadata.yml's facets on articles, and month
 UNIQUE_INDEXES = {("articles", "url"), ("tags", "kind", "name")}
 
 

@@ -318,10 +318,30 @@ async def test_sitemaps_split_when_there_are_more_urls_than_a_file_holds(corpus_
 
 
 
-@pytest.mark.parametrize("path", ["/", f"/posts/articles/{RICH_ID}", f"/posts/articles/{RICH_ID}?script=hant", "/sitemap.xml"])
+READER_PAGES = [
+    "/",
+    f"/posts/articles/{RICH_ID}",
+    f"/posts/articles/{RICH_ID}?script=hant",
+    "/sitemap.xml",
+    "/posts/feed.atom",
+    "/posts/latest_by_source.atom?source=样例新闻",
+    f"/posts/articles/{RICH_ID}/revisions",
+    f"/posts/articles/{RICH_ID}/revisions.json",
+]
+
+
+@pytest.mark.parametrize("path", READER_PAGES)
 async def test_a_shared_cache_may_keep_the_reader_pages(ds, path):
     first = await ds.client.get(path)
     control = {part.strip().partition("=")[0]: part.strip().partition("=")[2] for part in first.headers["cache-control"].split(",")}
     assert "public" in control and int(control["s-maxage"]) >= int(control["max-age"]) > 0
     again = await ds.client.get(path)  # the response cache (a CDN's stand-in) answers it
     assert again.headers.get("x-cache") == "hit" and again.text == first.text
+
+
+@pytest.mark.parametrize("path", ["/posts/feed.json", "/posts/latest_by_source?source=样例新闻", "/posts/articles.json", "/posts/feed.atom?_ttl=0"])
+async def test_datasette_pages_and_an_uncached_feed_keep_datasettes_header(ds, path):
+    response = await ds.client.get(path)
+    assert response.status_code == 200, response.text[:300]
+    control = response.headers["cache-control"]
+    assert "s-maxage" not in control and "public" not in control, control

@@ -1,6 +1,6 @@
 """What the speed work changed in what readers and data users get: feeds sanitize bodies
-themselves (the queries return them as stored), and the stored HTML column is rendered by
-datasette-render-html."""
+themselves (the queries return them as stored), the stored HTML column is rendered by
+datasette-render-html, and the queries of the reader's pages and the feeds read indexes."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from postsdb import reader
+from postsdb.schema import FACET_COLUMNS
 from postsdb.serve import PLUGINS, write_inspect_file
-from test_serve import make_datasette
+from test_serve import METADATA_DICT, make_datasette
 
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
 HOSTILE = '<p>正文</p><script>alert(1)</script><div onclick="alert(2)"><figure><img src="https://example.com/a.png"></figure></div>'
@@ -169,3 +171,57 @@ def test_bare_datasette_in_the_benchmark_has_no_plugins_and_finds_the_same_rows(
                     )
     differ = {key: both for key, both in answers.items() if len(both) != 2 or both[0] != both[1]}
     assert answers and not differ, differ
+
+
+# --- the queries that must not grow with the archive -------------------------------------
+
+CANNED = METADATA_DICT["databases"]["posts"]["queries"]
+INDEX_USED = re.compile(r"USING (?:COVERING )?INDEX (\w+)")
+
+
+def query_plan(conn, sql: str, params: dict) -> list[str]:
+    return [row[3] for row in conn.execute("explain query plan " + sql, params)]
+
+
+def index_columns(conn, name: str) -> list[str]:
+    return [row[2] for row in conn.execute("select * from pragma_index_info(?) order by seqno", (name,))]
+
+
+def indexes_read(conn, plan: list[str], table: str) -> list[list[str]]:
+    """The columns of each index the plan reads `table` through."""
+    return [index_columns(conn, m.group(1)) for line in plan if f" {table} " in f" {line} " and (m := INDEX_USED.search(line))]
+
+
+# (what, SQL, parameters, table, the index's leading columns, whether rows come in the index's order)
+INDEXED_QUERIES = [
+    ("latest_by_source", CANNED["latest_by_source"]["sql"], {"source": "x"}, "articles", ["source", "published"], True),
+    ("feed", CANNED["feed"]["sql"], {}, "articles", ["published"], True),
+    ("front page: newest", reader.NEWEST_ARTICLES, {"limit": 20}, "articles", ["published"], True),
+    ("front page: sources", reader.SOURCES, {}, "articles", ["source"], False),
+    ("front page: years", reader.YEARS, {}, "articles", ["year"], False),
+    ("front page: topics", reader.TOPICS, {"limit": 24}, "article_tags", ["tag_id"], False),
+]
+
+
+@pytest.mark.parametrize("what, sql, params, table, columns, in_order", INDEXED_QUERIES, ids=[q[0] for q in INDEXED_QUERIES])
+def test_reader_and_feed_queries_read_an_index_not_the_table(corpus_db, what, sql, params, table, columns, in_order):
+    with sqlite3.connect(f"file:{corpus_db}?mode=ro", uri=True) as conn:
+        conn.create_function("feed_html", 2, lambda body, url: body)  # planned, never run
+        plan = query_plan(conn, sql, params)
+        used = indexes_read(conn, plan, table)
+    assert any(index[: len(columns)] == columns for index in used), (what, plan)
+    assert not any(line.startswith(f"SCAN {table}") and "INDEX" not in line for line in plan), (what, plan)
+    if in_order:  # the newest come first from the index: no sort of every matching row
+        assert not any("TEMP B-TREE FOR ORDER BY" in line for line in plan), (what, plan)
+
+
+@pytest.mark.parametrize("column", FACET_COLUMNS)
+@pytest.mark.parametrize("where", ["year = :year", "month = :month", "year = :year and source = :source"])
+def test_a_facets_counts_of_one_year_or_month_come_from_an_index_alone(corpus_db, where, column):
+    """The shape of a facet's count on the filtered articles page: what is counted is in
+    the index that finds the rows, so no row is read."""
+    sql = f"select {column} as value, count(*) as count from (select * from articles where {where}) where {column} is not null group by {column}"
+    with sqlite3.connect(f"file:{corpus_db}?mode=ro", uri=True) as conn:
+        plan = query_plan(conn, sql, {"year": 2020, "month": "2020-01", "source": "x"})
+    assert len(plan) >= 1 and all("SCAN articles" not in line for line in plan), plan
+    assert any(line.startswith("SEARCH articles USING COVERING INDEX") for line in plan), plan
