@@ -173,22 +173,49 @@ def token_codes(tokens: list[str]) -> np.ndarray:
 
 def copy_pairs(signatures: dict[int, np.ndarray]) -> dict[tuple[int, int], float]:
     """(a, b) with a < b -> estimated Jaccard, for every pair at or above COPY_THRESHOLD.
-    LSH proposes the candidates (pairs that agree on a whole band of the signature); each
-    is then kept only if its estimate is at or above the threshold."""
-    from datasketch import MinHash, MinHashLSH
+    LSH proposes the candidates: pairs that agree on a whole band of the signature, with
+    the bands datasketch's MinHashLSH picks for the threshold; each is then kept only if
+    its estimate is at or above the threshold. The bands are grouped with numpy, not
+    inserted one article at a time into datasketch's index: the same candidates."""
+    articles = np.array(sorted(signatures), dtype=np.int64)
+    if len(articles) < 2:
+        return {}
+    values = np.stack([signatures[article] for article in articles.tolist()]).astype(np.uint32)
+    bands, width = lsh_bands()
+    candidates = set()
+    for band in range(bands):
+        part = np.ascontiguousarray(values[:, band * width : (band + 1) * width]).view(np.dtype((np.void, 4 * width))).ravel()
+        candidates.update(same_value_pairs(part))
+    if not candidates:
+        return {}
+    first, second = np.array(sorted(candidates), dtype=np.int64).T
+    overlaps = np.count_nonzero(values[first] == values[second], axis=1) / NUM_PERM
+    kept = overlaps >= COPY_THRESHOLD
+    return {
+        (int(articles[a]), int(articles[b])): round(float(overlap), 4)
+        for a, b, overlap in zip(first[kept], second[kept], overlaps[kept])
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def lsh_bands() -> tuple[int, int]:
+    """datasketch's bands for COPY_THRESHOLD and NUM_PERM: (how many, values each)."""
+    from datasketch import MinHashLSH
 
     lsh = MinHashLSH(threshold=COPY_THRESHOLD, num_perm=NUM_PERM)
-    hashes = {}
-    for article in sorted(signatures):
-        hashes[article] = MinHash(seed=SEED, hashvalues=signatures[article], scheme="affine32")
-        lsh.insert(article, hashes[article])
-    pairs = {}
-    for article in sorted(signatures):
-        for other in lsh.query(hashes[article]):
-            if other > article:
-                overlap = estimate(signatures[article], signatures[other])
-                if overlap >= COPY_THRESHOLD:
-                    pairs[(article, other)] = overlap
+    return lsh.b, lsh.r
+
+
+def same_value_pairs(values: np.ndarray) -> list[tuple[int, int]]:
+    """Every (i, j), i < j, of the places holding equal values."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    sizes = np.diff(np.append(starts, len(values)))
+    pairs = []
+    for begin, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+        group = sorted(order[begin : begin + size].tolist())
+        pairs.extend((a, b) for k, a in enumerate(group) for b in group[k + 1 :])
     return pairs
 
 
