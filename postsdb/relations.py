@@ -259,6 +259,7 @@ def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]
     their rows take in when their turn comes. Half the products of the whole square."""
     texts = tfidf_matrix(term_blobs)
     common, rare = split_columns(texts)
+    rare_t = rare.T.tocsr()  # once: a product with a transpose would convert it every time
     subjects = topic_matrix(ids, topics)
     position = {article: i for i, article in enumerate(ids)}
     copy_cells = np.array(sorted((position[a], position[b]) for a, b in copies), dtype=np.int64).reshape(-1, 2)
@@ -267,7 +268,7 @@ def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]
     rows = []
     for start in range(0, len(ids), CHUNK):
         stop = min(start + CHUNK, len(ids))
-        block = pair_scores(rare, common, subjects, start, stop)
+        block = pair_scores(rare, rare_t, common, subjects, start, stop)
         inside = np.arange(stop - start)
         block[inside, inside] = 0.0  # never the article itself
         cells = copy_cells[(copy_cells[:, 0] >= start) & (copy_cells[:, 0] < stop) & (copy_cells[:, 1] >= start)]
@@ -284,11 +285,9 @@ def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]
     return rows
 
 
-def pair_scores(rare, common, subjects, start: int, stop: int) -> np.ndarray:
+def pair_scores(rare, rare_t, common, subjects, start: int, stop: int) -> np.ndarray:
     """The scores of the articles start..stop against those from start on."""
-    # As the transpose of the later rows times this chunk's: only the chunk's rows are
-    # converted to the product's layout, not every later row's.
-    block = np.ascontiguousarray((rare[start:] @ rare[start:stop].T.tocsr()).toarray().T)
+    block = (rare[start:stop] @ rare_t[:, start:]).toarray()
     block += common[start:stop] @ common[start:].T
     block[block < MIN_SCORE] = 0.0  # before topics: they must not lift a pair the texts reject
     if subjects is not None:
