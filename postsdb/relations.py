@@ -26,8 +26,9 @@ more than a twentieth of the articles are multiplied as a dense block (BLAS), th
 a sparse product; the matrix is built from whole arrays; LSH's bands are grouped with
 numpy. Leaving the most common terms out of the product (not of the norms) would change
 the lists (a fifth of them at 4,500 articles, for the terms in a tenth of the articles)
-and, with those terms a dense block, save next to nothing. A bound for larger archives would keep the IDF of the last full
-build and recompute only the changed articles' rows and the lists they enter or leave.
+and, with those terms a dense block, save next to nothing. A bound for larger archives
+would keep the IDF of the last full build and recompute only the changed articles' rows
+and the lists they enter or leave.
 """
 
 from __future__ import annotations
@@ -324,16 +325,19 @@ def split_columns(texts):
 
 
 def best_rows(ids: list[int], start: int, columns: np.ndarray, scores: np.ndarray) -> list[tuple]:
-    """Each row's RELATED best of its candidates (the columns, with their scores)."""
+    """Each row's RELATED best of its candidates (the columns, with their scores), by score
+    rounded to 6 decimals, then by id: the order never depends on how the matrix was
+    computed. A score of zero is no relation."""
+    known = np.asarray(ids, dtype=np.int64)
+    others = known[columns]
+    rounded = np.round(scores, 6)
+    order = np.lexsort((others, -rounded), axis=1)[:, :RELATED]
+    best = np.take_along_axis(others, order, axis=1)
+    best_scores = np.take_along_axis(rounded, order, axis=1)
     rows = []
-    for offset in range(len(scores)):
-        # Ties are broken by id, so the order never depends on how the matrix was computed.
-        row = scores[offset]
-        ranked = sorted(
-            (-round(float(row[j]), 6), ids[columns[offset, j]]) for j in np.flatnonzero(row > 0).tolist()
-        )[:RELATED]
+    for offset, (found, values) in enumerate(zip(best.tolist(), best_scores.tolist())):
         article = ids[start + offset]
-        rows.extend((article, rank, other, -score) for rank, (score, other) in enumerate(ranked, 1))
+        rows.extend((article, rank, other, value) for rank, (other, value) in enumerate(zip(found, values), 1) if value > 0)
     return rows
 
 
