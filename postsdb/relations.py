@@ -168,14 +168,22 @@ def shingle_hashes(normal_text: str) -> np.ndarray:
 
 def token_codes(tokens: list[str]) -> np.ndarray:
     """A number per token: a CJK character's code point; a word's CRC-32, above every code
-    point. Each distinct token is hashed once (an article has ten times fewer)."""
+    point. The characters are read in one pass over the joined tokens (most tokens of a
+    Chinese text are single characters); each distinct word is hashed once."""
     if not tokens:
         return np.zeros(0, dtype=np.uint64)
-    distinct, inverse = np.unique(np.array(tokens), return_inverse=True)
-    codes = np.fromiter(
-        (ord(t) if len(t) == 1 else zlib.crc32(t.encode()) | 1 << 32 for t in distinct.tolist()), np.uint64, len(distinct)
-    )
-    return codes[inverse.ravel()]
+    lengths = np.fromiter(map(len, tokens), np.int64, len(tokens))
+    chars = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
+    codes = chars[np.cumsum(lengths) - lengths]  # each token's first character
+    words = np.flatnonzero(lengths > 1)
+    if len(words):
+        hashed: dict[str, int] = {}
+        codes[words] = np.fromiter(
+            (hashed[w] if w in hashed else hashed.setdefault(w, zlib.crc32(w.encode()) | 1 << 32) for w in map(tokens.__getitem__, words.tolist())),
+            np.uint64,
+            len(words),
+        )
+    return codes
 
 
 def copy_pairs(signatures: dict[int, np.ndarray]) -> dict[tuple[int, int], float]:
