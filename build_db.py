@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from postsdb.build import Summary, build as run_build, parse_or_reason, scan_sources
+from postsdb.build import Summary, build as run_build
+from postsdb.scan import scan_sources
+from postsdb.workers import parse_or_reason
 
 
 class PlainHelp:

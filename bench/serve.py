@@ -63,7 +63,8 @@ from urllib.parse import quote, urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from postsdb.build import POST_SUFFIXES, build  # noqa: E402
+from postsdb.build import build  # noqa: E402
+from postsdb.scan import POST_SUFFIXES  # noqa: E402
 from postsdb.serve import free_port, running_server, supervised, write_inspect_file  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))

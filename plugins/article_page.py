@@ -32,12 +32,10 @@ from markupsafe import Markup
 from postsdb import reader
 from postsdb.body import sanitize
 from postsdb.errors import error_response
-from postsdb.reader import cache_control
+from postsdb.reader import reader_headers
 from postsdb.script import SCRIPT_OF_LANGUAGE, SCRIPTS, convert_html, convert_text, language
 
 DATABASE, TABLE = "posts", "articles"
-MAX_ID = 2**63 - 1
-MAX_ID_DIGITS = 21
 SCRIPT_LABELS = {"hans": "简体", "hant": "繁體"}
 
 
@@ -61,14 +59,13 @@ def register_routes():
 async def article_page(datasette, request):
     path = request.path
     digits = request.url_vars["id"]
-    # Beyond 64 bits no article can have it; beyond 4,300 digits int() itself refuses.
-    article_id = int(digits) if len(digits) <= MAX_ID_DIGITS else None
+    article_id = reader.article_id(digits)
     script = request.args.get("script") or None
     if script is not None and script not in SCRIPTS:
         message = f"script must be one of {', '.join(SCRIPTS)} (Simplified or Traditional), not {script!r}"
         return await error_response(datasette, path, 400, message, "参数错误 · Bad parameter", parameter="script")
     found = None
-    if article_id is not None and -MAX_ID <= article_id <= MAX_ID:
+    if article_id is not None:
         db = datasette.get_database(DATABASE)
         found = await db.execute_fn(lambda conn: reader.article(conn, article_id))
     if found is None:
@@ -76,7 +73,7 @@ async def article_page(datasette, request):
         return await error_response(datasette, path, 404, message, "找不到 · Not found")
     context = page_context(datasette, request, found, script)
     html = await datasette.render_template("article.html", context, request=request, view_name="article")
-    return Response.html(html, headers={"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))})
+    return Response.html(html, headers=reader_headers(datasette))
 
 
 def page_context(datasette, request, found: dict, script: str | None) -> dict:

@@ -14,7 +14,7 @@ import weakref
 from datasette import Response, hookimpl
 
 from postsdb import reader
-from postsdb.reader import cache_control
+from postsdb.reader import reader_headers
 
 DATABASE = "posts"
 # Database -> its ways in, for immutable databases only (they cannot change while served).
@@ -38,4 +38,4 @@ async def front_page(datasette, request):
         KEPT[db] = ways_in
     context = {"database": DATABASE, "newest": newest, **ways_in, "metadata": datasette.metadata()}
     html = await datasette.render_template("front.html", context, request=request, view_name="front")
-    return Response.html(html, headers={"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))})
+    return Response.html(html, headers=reader_headers(datasette))

@@ -14,7 +14,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import NotFound, Response
 
 from postsdb import revisions
-from postsdb.reader import cache_control
+from postsdb.reader import article_id as url_article_id, reader_headers
 
 ARTICLE = "select id, title, url, source, published_date from articles where id = :id"
 REVISIONS = """
@@ -42,9 +42,9 @@ async def revisions_view(datasette, request):
         raise NotFound(f"no database {database}")
     if not await db.table_exists("article_revisions"):
         raise NotFound("this database keeps no revisions")
-    article_id = int(request.url_vars["id"])
-    if not -(2**63) <= article_id < 2**63:  # beyond SQLite's integers: no article has it
-        raise NotFound(f"no article {article_id}")
+    article_id = url_article_id(request.url_vars["id"])
+    if article_id is None:
+        raise NotFound(f"no article {request.url_vars['id']}")
     found = (await db.execute(ARTICLE, {"id": article_id})).first()
     if found is None:
         raise NotFound(f"no article {article_id}")
@@ -53,7 +53,7 @@ async def revisions_view(datasette, request):
         versions = [dict(row) for row in await db.execute(ONLY_VERSION, {"id": article_id})]
     changes = await asyncio.to_thread(compare, versions)  # CPU work, off the event loop
     article = dict(found)
-    headers = {"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))}  # immutable while served
+    headers = reader_headers(datasette)  # immutable while served
     if request.url_vars.get("json"):
         return Response.json(as_json(article, versions, changes), headers=headers)
     article_url = datasette.urls.row(database, "articles", str(article_id))

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 
 from datasette import Response, hookimpl
 
-from postsdb.reader import cache_control
+from postsdb.reader import reader_headers
 
 DATABASE, TABLE = "posts", "articles"
 URLS_PER_FILE = 50_000
@@ -37,7 +37,7 @@ def block_robots_extra_lines(datasette, request):
 
 
 def xml_response(datasette, text: str, status: int = 200) -> Response:
-    headers = {"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))} if status == 200 else {}
+    headers = reader_headers(datasette) if status == 200 else {}
     return Response(text, status=status, content_type="application/xml; charset=utf-8", headers=headers)
 
 

@@ -22,10 +22,10 @@ from typing import Callable
 
 from postsdb import relations
 from postsdb.load import Loader
-from postsdb.scan import POST_SUFFIXES, SourceFile, display_path, hash_files, scan_sources  # noqa: F401 (the build's API)
+from postsdb.scan import hash_files, scan_sources
 from postsdb.state import EMPTY_STATE, differs, forget_changed, read_state
-from postsdb.swap import TEMP_MARKER, commit_file, open_for_build, remove_stale_temp_files, temporary_copy  # noqa: F401
-from postsdb.workers import parse_all, parse_or_reason  # noqa: F401
+from postsdb.swap import commit_file, open_for_build, remove_stale_temp_files, temporary_copy
+from postsdb.workers import parse_all
 
 
 @dataclass

@@ -72,6 +72,21 @@ def cache_control(max_age: int) -> str:
     return f"public, max-age={max_age}, s-maxage={SHARED_CACHE_SECONDS}"
 
 
+def reader_headers(datasette) -> dict[str, str]:
+    """The headers of a reader's page that Datasette does not render: `cache_control` at the
+    site's `default_cache_ttl`."""
+    return {"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))}
+
+
+def article_id(digits: str) -> int | None:
+    """The article id a page's URL names, or None when no article can have it: beyond
+    SQLite's 64-bit integers (and before int() is asked to read thousands of digits)."""
+    if len(digits.lstrip("-")) > 19:
+        return None
+    number = int(digits)
+    return number if -(2**63) <= number < 2**63 else None
+
+
 def rows(conn, sql: str, params: dict | None = None) -> list[dict]:
     cursor = conn.execute(sql, params or {})
     columns = [c[0] for c in cursor.description]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from selectolax.lexbor import LexborHTMLParser
 
-from postsdb.build import display_path
+from postsdb.scan import display_path
 
 CLI_TIMEOUT = 240  # a hang (say, on a FIFO) must fail the test, not the whole run
 EVIL = "https://evil.example"

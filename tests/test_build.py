@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 import build_db
 from conftest import SEED_PATH, SEED_URL, copy_corpus, make_post
-from postsdb.build import Loader, build
+from postsdb.build import build
+from postsdb.load import Loader
 from postsdb.schema import TABLES
 from postsdb.search import INDEX_TABLES, fts_query
 

@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 CLI = ROOT / "build_db.py"
 COPIES = 3
-TEMP_MARKER = ".building-"  # postsdb.build.TEMP_MARKER: `.posts.db.building-<pid>`
+TEMP_MARKER = ".building-"  # postsdb.swap.TEMP_MARKER: `.posts.db.building-<pid>`
 GROWTH_POINTS = (0.2, 0.4, 0.6, 0.8)  # how far the temporary copy has grown towards its final size
 TIMEOUT = 120
 
