@@ -20,16 +20,9 @@ MIRRORED = {site.name.casefold() for site in SITES if not site.personal}
 FILTERED = "/posts/articles?tags__arraycontains=Newsletters&source=iYouPort"
 
 
-@pytest.fixture(scope="module")
-def sample(data_db, tmp_path_factory):
-    from postsdb.serve import write_inspect_file
-
-    return data_db, write_inspect_file(data_db, tmp_path_factory.mktemp("articles-page") / "inspect.json")
-
-
 @pytest.fixture
-def ds(sample):
-    return make_datasette(*sample)
+def ds(data_db, data_inspect):
+    return make_datasette(data_db, data_inspect)
 
 
 def parsed(page: str) -> LexborHTMLParser:

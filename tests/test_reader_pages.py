@@ -23,14 +23,9 @@ ATOM = {"a": "http://www.w3.org/2005/Atom"}
 SITEMAP = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 
 
-@pytest.fixture(scope="module")
-def corpus_files(corpus_db, tmp_path_factory):
-    return corpus_db, write_inspect_file(corpus_db, tmp_path_factory.mktemp("reader-inspect") / "inspect.json")
-
-
 @pytest.fixture
-def corpus_ds(corpus_files):
-    return make_datasette(*corpus_files)
+def corpus_ds(corpus_db, data_inspect):
+    return make_datasette(corpus_db, data_inspect)
 
 
 @pytest.fixture
