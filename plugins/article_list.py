@@ -17,12 +17,11 @@ from urllib.parse import parse_qsl, urlencode
 from datasette import hookimpl
 from markupsafe import Markup, escape
 
-from postsdb.reader import LANGUAGE_CHARS
+from postsdb.reader import LANGUAGE_CHARS, LINE_CHARS
 from postsdb.schema import tag_names
 from postsdb.script import language
 from postsdb.snippet import highlight, shortened, snippet
 
-LINE_CHARS = 110
 # Each facet and filterable column, as the site names it to readers: Chinese, then English.
 # Facets are shown in this order, not in Datasette's (by how many values each has).
 LABELS = {

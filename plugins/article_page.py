@@ -59,7 +59,7 @@ def register_routes():
 async def article_page(datasette, request):
     path = request.path
     digits = request.url_vars["id"]
-    article_id = reader.article_id(digits)
+    article_id = reader.url_article_id(digits)
     script = request.args.get("script") or None
     if script is not None and script not in SCRIPTS:
         message = f"script must be one of {', '.join(SCRIPTS)} (Simplified or Traditional), not {script!r}"

@@ -14,7 +14,7 @@ from datasette import hookimpl
 from datasette.utils.asgi import NotFound, Response
 
 from postsdb import revisions
-from postsdb.reader import article_id as url_article_id, reader_headers
+from postsdb.reader import reader_headers, url_article_id
 
 ARTICLE = "select id, title, url, source, published_date from articles where id = :id"
 REVISIONS = """

@@ -14,8 +14,9 @@ import json
 from postsdb.related import related_articles as related_at_request_time
 from postsdb.schema import tag_names
 from postsdb.script import language
+from postsdb.snippet import shortened
 
-LINE_CHARS = 110
+LINE_CHARS = 110  # a list line: the front page's and the articles page's
 LANGUAGE_CHARS = 120  # of the text after the title: enough to tell the script
 DESCRIPTION_CHARS = 160  # what a share card shows
 NEWEST = 20
@@ -78,7 +79,7 @@ def reader_headers(datasette) -> dict[str, str]:
     return {"Cache-Control": cache_control(datasette.setting("default_cache_ttl"))}
 
 
-def article_id(digits: str) -> int | None:
+def url_article_id(digits: str) -> int | None:
     """The article id a page's URL names, or None when no article can have it: beyond
     SQLite's 64-bit integers (and before int() is asked to read thousands of digits)."""
     if len(digits.lstrip("-")) > 19:
@@ -97,15 +98,11 @@ def existing_tables(conn, names=OPTIONAL_TABLES) -> set[str]:
     return {name for (name,) in conn.execute(TABLES, {"names": json.dumps(list(names))})}
 
 
-def line_of(title: str, lead: str | None) -> str:
+def lead_line(lead: str | None, width: int) -> str:
     """The lead (`articles.lead`: the start of the text after the title, without photo
-    credits and captions) on one line."""
-    return " ".join((lead or "").split()).rstrip("…")
-
-
-def clip(text: str, width: int) -> str:
-    """Plain text of at most `width` characters, "…" when cut (templates escape it)."""
-    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+    credits and captions) on one line of about `width` characters, as the articles page's
+    list shows it (templates escape it)."""
+    return shortened(" ".join((lead or "").split()), width)
 
 
 def with_language(item: dict, lead: str | None) -> dict:
@@ -122,7 +119,7 @@ def article(conn, article_id: int) -> dict | None:
     lead = row.pop("lead")
     row["tags"] = tag_names(row["tags"])
     row["body_html"] = row["body_html"] or ""
-    row["description"] = clip(line_of(row["title"], lead), DESCRIPTION_CHARS)
+    row["description"] = lead_line(lead, DESCRIPTION_CHARS)
     with_language(row, lead)
     tables = existing_tables(conn)
     row["copies"] = rows(conn, COPIES, {"id": article_id}) if "article_copies" in tables else []
@@ -149,7 +146,7 @@ def newest(conn, limit: int = NEWEST) -> list[dict]:
     for row in rows(conn, NEWEST_ARTICLES, {"limit": limit}):
         lead = row.pop("lead")
         row["topics"] = tag_names(row.pop("tags"))
-        row["line"] = clip(line_of(row["title"], lead), LINE_CHARS)
+        row["line"] = lead_line(lead, LINE_CHARS)
         items.append(with_language(row, lead))
     return items
 
