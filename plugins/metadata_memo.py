@@ -11,16 +11,22 @@ arguments; if a `get_metadata` plugin is ever installed, nothing is remembered.
 The key includes the identity of the metadata Datasette holds, so an instance given new
 metadata (`datasette._metadata_local = …`) is answered from it. `$env` secrets in plugin
 settings are read once, at the first look-up.
+
+A URL can name any table (`/posts/<anything>/1` checks its permission before Datasette
+finds there is no such table), so each method keeps at most KEPT answers, the least
+recently asked going first: the site's own few tables and settings always fit.
 """
 
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 
 from datasette.app import Datasette
 from datasette.plugins import pm
 
 REMEMBERED = ("plugin_config", "_table_permission_allows")
+KEPT = 256  # answers a method keeps, per Datasette instance
 
 
 def remembered(method):
@@ -30,12 +36,15 @@ def remembered(method):
     def lookup(self, *args, **kwargs):
         if pm.hook.get_metadata.get_hookimpls():
             return method(self, *args, **kwargs)
-        answers = self.__dict__.setdefault(attribute, {})
+        answers = self.__dict__.setdefault(attribute, OrderedDict())
         key = (id(self._metadata_local), args, tuple(sorted(kwargs.items())))
         try:
+            answers.move_to_end(key)
             return answers[key]
         except KeyError:
             answer = answers[key] = method(self, *args, **kwargs)
+            if len(answers) > KEPT:
+                answers.popitem(last=False)
             return answer
 
     lookup.remembers = method

@@ -119,6 +119,17 @@ async def test_no_cell_merges_the_metadata(ds, monkeypatch):
     assert len(merges) < 50, sorted({args[0] for args in merges})
 
 
+async def test_made_up_table_names_do_not_grow_the_remembered_answers(ds):
+    # Each URL below asks for the permission of a table that does not exist: the answers kept
+    # stay bounded (plugins/metadata_memo.py KEPT), and the real pages keep theirs.
+    for n in range(300):
+        assert (await ds.client.get(f"/posts/no_such_table_{n}/1")).status_code in (400, 404)
+    kept = {name: len(answers) for name, answers in vars(ds).items() if name.startswith("_remembered_")}
+    assert kept and max(kept.values()) <= 256, kept
+    await get_html(ds, "/posts/articles?_size=50")
+    assert ("posts", "articles") in {key[1] for key in ds._remembered__table_permission_allows}
+
+
 # --- related articles --------------------------------------------------------------------
 
 
