@@ -131,11 +131,20 @@ def serve(
     db: ServedDbOption = Path("posts.db"),
     host: Annotated[str, typer.Option(metavar="ADDRESS", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8001,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Worker processes: 1 is `datasette serve`; more run under gunicorn (datasette-gunicorn). "
+            "A process uses about one CPU, so one per CPU serves the most.",
+        ),
+    ] = 1,
 ):
     """Serve the database with Datasette and this project's metadata, plugins and settings."""
     from postsdb.serve import serve_database
 
-    serve_database(db, host=host, port=port)
+    serve_database(db, host=host, port=port, workers=workers)
 
 
 @app.command()
@@ -146,8 +155,8 @@ def package(
 ):
     """Write a self-contained Docker build context for the site into a folder.
 
-    A Dockerfile (python slim, pinned dependencies, the same `datasette serve` as `serve`,
-    on $PORT, default 8080), the database, its inspect file, the metadata, plugins,
+    A Dockerfile (python slim, pinned dependencies, the same Datasette as `serve`,
+    on $PORT, default 8080, one worker process per CPU), the database, its inspect file, the metadata, plugins,
     templates and the postsdb package. Deploy it with `docker build`, `fly deploy` or
     `gcloud run deploy --source`."""
     from postsdb.package import PackageError, package as write_package

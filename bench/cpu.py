@@ -184,10 +184,14 @@ def canned_paths(v: Vocabulary, count: int) -> dict[str, list[str]]:
 
 
 @contextlib.contextmanager
-def server(db: Path, inspect: Path, bare: bool, project: Path | None = None) -> Iterator[tuple[str, int]]:
-    """Datasette on a free port; yields (base URL, pid). Stops that process only. With
-    `project`, another checkout of this project (`--before`) is served, with its own
-    configuration and code, without the plugins that checkout's pyproject.toml does not list."""
+def server(
+    db: Path, inspect: Path, bare: bool, project: Path | None = None, workers: int = 1, cores: int | None = None
+) -> Iterator[tuple[str, int]]:
+    """Datasette on a free port; yields (base URL, pid). Stops that process (and so its
+    workers). With `project`, another checkout of this project (`--before`) is served, with its
+    own configuration and code, without the plugins that checkout's pyproject.toml does not
+    list. This site may be served by `workers` processes (as `build_db.py serve --workers`),
+    and held to `cores` CPUs (`taskset`), as on a smaller machine."""
     port = free_port()
     if bare:
         args = ["serve", "-i", str(db), "--inspect-file", str(inspect), *setting_flags(), "--host", "127.0.0.1", "--port", str(port)]
@@ -199,7 +203,8 @@ def server(db: Path, inspect: Path, bare: bool, project: Path | None = None) -> 
         args += [*setting_flags(), "--cors", "--host", "127.0.0.1", "--port", str(port)]
         command = [sys.executable, "-c", before_launcher(project), *args]
     else:
-        command = [sys.executable, "-m", "datasette", *datasette_args(db, inspect, "127.0.0.1", port)]
+        command = [sys.executable, "-m", "datasette", *datasette_args(db, inspect, "127.0.0.1", port, workers=workers)]
+    command = (["taskset", "-c", f"0-{cores - 1}"] if cores else []) + command
     env = {**os.environ, "PYTHONPATH": str(project or ROOT)}
     with supervised(command, f"http://127.0.0.1:{port}/-/versions.json", 60, cwd=db.parent, env=env) as process:
         yield f"http://127.0.0.1:{port}", process.pid

@@ -28,8 +28,8 @@ The other parts (`--only urls,cpu,curve,workers,hold`; all by default):
   run (bench/cpu.py); `--before DIR` adds another checkout of the project, same run.
 - curve: the uncached mix at 1 to 64 connections: requests/s, p50, p99 and CPU per request,
   the fly.toml concurrency limits they imply, and what each Fly size holds at that CPU.
-- workers: the mix under `uvicorn --workers 1` and `--workers 2` (bench/asgi.py); `--cores 1`
-  holds the server to one CPU (`taskset`), as on a 1-vCPU machine.
+- workers: the mix under `build_db.py serve --workers 1` and `--workers 2` (datasette-gunicorn);
+  `--cores 1` holds the server to one CPU (`taskset`), as on a 1-vCPU machine.
 - hold: the mix at saturation for `--hold-seconds` (300) while a client streams the CSV of
   every body and 500 idle keep-alive connections stay open: 0 errors, p99 <= 1 s, and RSS
   growing at most 10% after warm-up.
@@ -274,7 +274,8 @@ def run(db: Path, seconds: int) -> list[Result]:
     import httpx
 
     results = []
-    with running_server(db) as base, httpx.Client(base_url=base, trust_env=False, timeout=30) as client:
+    # As the image serves on this machine: one worker process per CPU (postsdb/serve.py).
+    with running_server(db, workers=SERVED_WORKERS) as base, httpx.Client(base_url=base, trust_env=False, timeout=30) as client:
         for label, path in pages(db):
             warm = client.get(path)
             assert warm.status_code == 200, (path, warm.status_code)
@@ -298,6 +299,7 @@ CURVE = (1, 2, 4, 8, 12, 16, 24, 32, 64)  # concurrent connections
 KNEE_SHARE = 0.9  # the knee: the fewest connections that get this share of the most requests/s
 HARD_P99_MS = 1000  # the hard limit: the most connections measured whose p99 stays under this
 WORKER_CONNECTIONS = 16
+SERVED_WORKERS = len(os.sched_getaffinity(0))  # the image runs one worker per CPU (`nproc`)
 # Fly Machines' CPU: a shared vCPU's baseline is 1/16 of a core (bursts come from a
 # balance); a performance vCPU is a whole core.
 FLY_SIZES = (("shared-cpu-1x", 1 / 16), ("shared-cpu-2x", 2 / 16), ("performance-1x", 1.0))
@@ -311,7 +313,7 @@ class Point:
 
 
 def server_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its children (uvicorn's workers)."""
+    """User + system CPU seconds of a process and its children (gunicorn's workers)."""
     import psutil
 
     parent = psutil.Process(pid)
@@ -347,25 +349,11 @@ def limits(points: list[Point]) -> tuple[int, int]:
     return soft, max([2 * soft, *bearable])
 
 
-@contextlib.contextmanager
-def uvicorn_server(db: Path, inspect: Path, workers: int, cores: int | None = None) -> Iterator[tuple[str, int]]:
-    """The site under `uvicorn --workers N` (bench/asgi.py); yields (base URL, parent pid).
-    With `cores`, every process is held to that many CPUs (`taskset`), as on a smaller VM."""
-    port = free_port()
-    pinned = ["taskset", "-c", f"0-{cores - 1}"] if cores else []
-    command = [*pinned, sys.executable, "-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "--factory", "asgi:app",
-               "--workers", str(workers), "--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    env = {**os.environ, "POSTS_BENCH_DB": str(db), "POSTS_BENCH_INSPECT": str(inspect),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    with supervised(command, f"http://127.0.0.1:{port}/-/versions.json", 60, cwd=db.parent, env=env, stop_wait=15) as process:
-        yield f"http://127.0.0.1:{port}", process.pid
-
-
 def compare_workers(db: Path, walk: list[str], seconds: int, cores: int | None = None) -> list[tuple[int, Point]]:
     inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
     compared = []
     for workers in (1, 2):
-        with uvicorn_server(db, inspect, workers, cores) as (base, pid):
+        with cpu.server(db, inspect, bare=False, workers=workers, cores=cores) as (base, pid):
             for path in walk[:20]:  # every worker warmed a little
                 httpx_get(base + path)
             compared.append((workers, loaded(base, pid, walk, seconds, WORKER_CONNECTIONS, f"{workers} worker(s)")))
@@ -406,7 +394,7 @@ def report_curve(points: list[Point]) -> None:
 def report_workers(workers: list[tuple[int, Point]], cores: int | None = None) -> None:
     if workers:
         where = f", on {cores} CPU(s)" if cores else ""
-        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (uvicorn --workers, bench/asgi.py{where}):")
+        print(f"\none worker or two, the mix at {WORKER_CONNECTIONS} connections (build_db.py serve --workers{where}):")
         for count, p in workers:
             print(f"  {count} worker(s): {p.result.rps:.1f} req/s, p99 {p.result.p99_ms:.0f} ms, {p.cpu_ms:.1f} ms CPU a request (all processes)")
 
@@ -438,7 +426,7 @@ def hold(db: Path, walk: list[str], seconds: int) -> Hold:
     import psutil
 
     inspect = write_inspect_file(db, db.parent / f"{db.stem}-bench-inspect.json")
-    with cpu.server(db, inspect, bare=False) as (base, pid):
+    with cpu.server(db, inspect, bare=False, workers=SERVED_WORKERS) as (base, pid):
         process = psutil.Process(pid)
         rss: list[float] = []
         side = {}
@@ -500,7 +488,8 @@ async def side_load(base: str, stop: float, process, rss: list[float]) -> dict:
 
     async def sample_rss():
         while time.monotonic() < stop:
-            rss.append(process.memory_info().rss / 2**20)
+            tree = [process, *process.children(recursive=True)]  # gunicorn and its workers
+            rss.append(sum(p.memory_info().rss for p in tree) / 2**20)
             await asyncio.sleep(RSS_EVERY)
 
     await asyncio.gather(stream_csv(), sample_rss(), *(idle_client() for _ in range(IDLE_CONNECTIONS)))

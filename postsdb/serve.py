@@ -36,6 +36,10 @@ CONFIGURATION = (("--metadata", METADATA.name), ("--plugins-dir", PLUGINS.name),
 # `docker run` use the default. A shell word, expanded when the container starts.
 CONTAINER_PORT = 8080
 PORT_FROM_ENV = f'"${{PORT:-{CONTAINER_PORT}}}"'
+# One worker process per CPU the container is given, unless $WEB_CONCURRENCY says otherwise.
+# A process spends about one core at most (the GIL), so a second CPU needs a second process:
+# bench/serve.py measured the mix on 2 CPUs at 81 requests/s with one, 161 with two.
+WORKERS_FROM_ENV = '"${WEB_CONCURRENCY:-$(nproc)}"'
 
 # Datasette 0.65 reads settings from --setting flags (or a config dir), never metadata.yml.
 SETTINGS = {
@@ -74,12 +78,22 @@ def configuration() -> list[tuple[str, str]]:
 
 
 def datasette_args(
-    db: Path, inspect_file: Path, host: str = "127.0.0.1", port: int | str = 8001, root: Path = PROJECT
+    db: Path,
+    inspect_file: Path,
+    host: str = "127.0.0.1",
+    port: int | str = 8001,
+    root: Path = PROJECT,
+    workers: int | str = 1,
 ) -> list[str]:
     """The arguments after `datasette`: serve `db` immutable with the project's configuration,
     read from `root`: the project, or a folder that holds copies of it (`Path(".")` gives
-    paths relative to the folder the command runs in). `port` may be PORT_FROM_ENV."""
-    args = ["serve", "-i", str(db), "--inspect-file", str(inspect_file)]
+    paths relative to the folder the command runs in). `port` may be PORT_FROM_ENV.
+
+    One worker is `datasette serve`. More are `datasette gunicorn --workers N`
+    (datasette-gunicorn: the same options, one Datasette made before gunicorn forks its
+    uvicorn workers, so they share its secret); `workers` may be WORKERS_FROM_ENV."""
+    command = ["serve"] if workers == 1 else ["gunicorn", "--workers", str(workers)]
+    args = [*command, "-i", str(db), "--inspect-file", str(inspect_file)]
     for flag, name in configuration():
         args += [flag, str(root / name)]
     return args + setting_flags() + ["--cors", "--host", host, "--port", str(port)]
@@ -96,8 +110,8 @@ def container_command(db: str = "posts.db", inspect_file: str = "inspect.json") 
     """The image's CMD: what `build_db.py serve` runs, from the build context's copies of the
     configuration, on every interface and on $PORT. `exec` makes Datasette the container's
     main process, so the platform's stop signal reaches it."""
-    args = datasette_args(Path(db), Path(inspect_file), "0.0.0.0", PORT_FROM_ENV, root=Path("."))
-    words = [arg if arg == PORT_FROM_ENV else shlex.quote(arg) for arg in ["datasette", *args]]
+    args = datasette_args(Path(db), Path(inspect_file), "0.0.0.0", PORT_FROM_ENV, root=Path("."), workers=WORKERS_FROM_ENV)
+    words = [arg if arg in (PORT_FROM_ENV, WORKERS_FROM_ENV) else shlex.quote(arg) for arg in ["datasette", *args]]
     return ["sh", "-c", "exec " + " ".join(words)]
 
 
@@ -121,7 +135,7 @@ def write_inspect_file(db: Path, target: Path | None = None, cwd: Path | None = 
     return target
 
 
-def serve_database(db: Path, host: str = "127.0.0.1", port: int = 8001) -> None:
+def serve_database(db: Path, host: str = "127.0.0.1", port: int = 8001, workers: int = 1) -> None:
     """Replace this process with Datasette serving `db` (so signals reach Datasette itself)."""
     if not db.is_file():
         raise SystemExit(f"Error: no such database: {db} (build it first: python build_db.py build)")
@@ -129,10 +143,11 @@ def serve_database(db: Path, host: str = "127.0.0.1", port: int = 8001) -> None:
         inspect_file = write_inspect_file(db)
     except subprocess.CalledProcessError:
         raise SystemExit(f"Error: `datasette inspect` failed on {db}: is it a SQLite database?") from None
-    args = datasette_args(db, inspect_file, host, port)
+    args = datasette_args(db, inspect_file, host, port, workers=workers)
     if db.stem != "posts":
         print(f"Note: served at /{db.stem}; the article page template expects posts.db (/posts).", file=sys.stderr)
-    print(f"Serving {db} at http://{host}:{port}/{db.stem}", file=sys.stderr)
+    each = f" by {workers} worker processes" if workers > 1 else ""
+    print(f"Serving {db} at http://{host}:{port}/{db.stem}{each}", file=sys.stderr)
     # The plugins import postsdb: make it importable whatever the working directory.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")]))}
     sys.stdout.flush()
@@ -150,13 +165,17 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextlib.contextmanager
-def running_server(db: Path, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30) -> Iterator[str]:
+def running_server(
+    db: Path, host: str = "127.0.0.1", port: int | None = None, timeout: float = 30, workers: int = 1
+) -> Iterator[str]:
     """`build_db.py serve` in a child process, run from the database's folder; yields its
-    base URL once it answers, and stops it (that process only, by its id) when the block ends."""
+    base URL once it answers, and stops it (that process, which stops its workers) when the
+    block ends."""
     db = db.resolve()
     port = port or free_port(host)
     base = f"http://{host}:{port}"
     command = [sys.executable, str(PROJECT / "build_db.py"), "serve", "--db", str(db), "--host", host, "--port", str(port)]
+    command += ["--workers", str(workers)] if workers != 1 else []
     with supervised(command, f"{base}/-/versions.json", timeout, cwd=db.parent):
         yield base
 

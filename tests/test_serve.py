@@ -32,7 +32,7 @@ from postsdb.build import build
 from postsdb.parse import article_id
 from postsdb.search import INDEX_TABLES, LEAD_CHARS
 from postsdb.serve import METADATA, PLUGINS, PROJECT, SETTINGS, TEMPLATES, datasette_args, inspect_path
-from postsdb.serve import PORT_FROM_ENV, container_command, plain_commands, running_server
+from postsdb.serve import PORT_FROM_ENV, WORKERS_FROM_ENV, container_command, free_port, plain_commands, running_server
 
 DATA = PROJECT / "data"
 METADATA_DICT = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
@@ -184,13 +184,29 @@ def test_command_line_carries_every_setting_and_the_configuration(tmp_path):
     assert flags["suggest_facets"] == "off" and flags["allow_download"] == "on"
 
 
-def test_container_command_is_the_same_command_on_port_from_the_environment():
+def test_container_command_is_the_same_command_on_port_and_workers_from_the_environment():
     shell, flag, script = container_command()
-    assert (shell, flag) == ("sh", "-c") and script.startswith("exec datasette serve ")
-    local = datasette_args(Path("posts.db"), Path("inspect.json"), "0.0.0.0", 1234, root=Path("."))
-    assert script == "exec datasette " + " ".join(local).replace("--port 1234", f"--port {PORT_FROM_ENV}")
+    assert (shell, flag) == ("sh", "-c") and script.startswith(f"exec datasette gunicorn --workers {WORKERS_FROM_ENV} ")
+    local = datasette_args(Path("posts.db"), Path("inspect.json"), "0.0.0.0", 1234, root=Path("."), workers=4)
+    expected = " ".join(local).replace("--port 1234", f"--port {PORT_FROM_ENV}").replace("--workers 4", f"--workers {WORKERS_FROM_ENV}")
+    assert script == "exec datasette " + expected
     assert PORT_FROM_ENV == '"${PORT:-8080}"'
     assert not [word for word in script.split() if word.startswith("/") or ".." in word]
+
+
+@pytest.mark.parametrize(("environment", "workers", "port"), [({}, str(os.cpu_count()), "8080"), ({"WEB_CONCURRENCY": "3", "PORT": "9000"}, "3", "9000")])
+def test_the_container_shell_picks_one_worker_per_cpu_unless_told(environment, workers, port):
+    _, _, script = container_command()
+    echoed = script.replace("exec datasette ", "printf '%s\\n' ", 1)
+    env = {key: value for key, value in os.environ.items() if key not in ("WEB_CONCURRENCY", "PORT")} | environment
+    words = subprocess.run(["sh", "-c", echoed], env=env, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert words[words.index("--workers") + 1] == workers and words[words.index("--port") + 1] == port
+
+
+def test_one_worker_is_datasette_serve_and_more_are_gunicorn():
+    assert datasette_args(Path("posts.db"), Path("inspect.json"))[0] == "serve"
+    assert "--workers" not in datasette_args(Path("posts.db"), Path("inspect.json"))
+    assert datasette_args(Path("posts.db"), Path("inspect.json"), workers=2)[:3] == ["gunicorn", "--workers", "2"]
 
 
 def test_readme_shows_the_plain_datasette_command():
@@ -604,3 +620,37 @@ async def test_corpus_canned_queries_return_rows(corpus_ds_files):
         assert rows, name
     together = {row["tag"]: row["articles"] for row in await get_json(ds, "/posts/tag_cooccurrence.json?_shape=array&tag=Surveillance")}
     assert together["privacy"] >= 2 and "iYouPort" not in together, together
+
+
+def process_children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
+
+
+def servers_on(port: int) -> list[int]:
+    """The processes whose command line serves on `port`, by /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                words = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"--port" in words and words[words.index(b"--port") + 1 : words.index(b"--port") + 2] == [str(port).encode()]:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads worker processes from /proc")
+def test_serve_with_two_workers_forks_two_that_serve_the_site(data_db):
+    port = free_port()
+    with running_server(data_db, port=port, workers=2) as base, httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
+        serving = servers_on(port)  # `build_db.py serve` became `datasette gunicorn` (exec); its forks
+        (server,) = [pid for pid in serving if not any(pid in process_children(other) for other in serving)]
+        workers = process_children(server)
+        assert len(workers) == 2 and set(workers) == set(serving) - {server}
+        article = client.get("/posts/articles.json?_shape=array&_size=1").json()[0]
+        for _ in range(6):  # each request may reach either worker: every page works in both
+            assert client.get(f"/posts/articles/{article['id']}").status_code == 200
+            assert client.get("/posts/search.json?q=%E9%A6%99%E6%B8%AF&_shape=array").status_code == 200
+    assert not [pid for pid in [server, *workers] if Path(f"/proc/{pid}").exists() and b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
