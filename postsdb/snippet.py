@@ -189,6 +189,7 @@ def whole_text_snippet(text: str, pieces: list[str], width: int) -> str:
 
 
 def shortened(text: str, width: int) -> str:
-    """At most `width` characters, and "…" when cut (a text already ending in "…" was cut)."""
-    text = text.rstrip("…")
-    return text if len(text) <= width else text[:width].rstrip() + "…"
+    """At most `width` characters, and "…" when cut. A text already ending in "…" was cut
+    before (a stored lead): it keeps its mark when it fits, and gets only one when cut again."""
+    whole = text.rstrip("…")
+    return text if len(whole) <= width else whole[:width].rstrip() + "…"

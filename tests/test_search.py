@@ -169,3 +169,18 @@ def test_a_cjk_run_followed_by_more_in_the_query_matches(tmp_path, text, query):
 @pytest.mark.parametrize("text", ["", "ＶＰＮ服務，﨑ABC…", "騰訊 Ｆａｃｅｂｏｏｋ：ＡＢ", "plain ascii", "Ǆ"])
 def test_the_snippet_fold_is_the_one_to_one_table(text):
     assert fold(text) == text.translate(one_to_one())
+
+
+def test_a_cut_lead_keeps_its_mark_when_it_fits_and_gets_one_when_cut_again(data_db):
+    from postsdb.snippet import shortened
+
+    with sqlite3.connect(data_db) as conn:
+        cut = [lead for (lead,) in conn.execute("select lead from articles where lead like '%…'")]
+        whole = [lead for (lead,) in conn.execute("select lead from articles where lead not like '%…' and length(lead) > 20")]
+    assert cut and whole
+    for lead in cut:
+        assert shortened(lead, len(lead) + 10) == lead  # fits: still says it was cut
+        again = shortened(lead, 20)
+        assert again.endswith("…") and lead.startswith(again[:-1]) and len(again) <= 21
+    for lead in whole:
+        assert shortened(lead, len(lead)) == lead and shortened(lead, 10).endswith("…")
