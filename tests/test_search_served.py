@@ -6,7 +6,7 @@ import re
 
 import sqlite3
 import time
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
@@ -79,6 +79,16 @@ async def test_canned_search_query(corpus_site):
     assert {"id", "title", "published_date", "source", "snippet", "title_html"} <= set(rows[0])
     nothing = await get_json(ds, f"/posts/search.json?q={quote('“”')}&_shape=array")
     assert nothing == []
+
+
+@pytest.mark.parametrize("path", ["/posts/search?q=" + quote("騰訊"), "/posts/latest_by_source?source=iYouPort", "/posts/feed"])
+async def test_a_reader_list_is_titled_by_what_was_asked_never_its_sql(corpus_site, path):
+    files, _, _ = corpus_site
+    page = await get_html(make_datasette(*files), path)
+    title = re.search(r"<title>(.*?)</title>", page, re.S)[1]
+    assert "select" not in title.lower() and len(title) < 80, title
+    for value in re.findall(r"=([^&]+)", path):
+        assert unquote(value) in title, (title, value)  # what was asked, as asked
 
 
 async def test_search_plugin_is_loaded(corpus_site):
