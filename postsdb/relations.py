@@ -48,6 +48,7 @@ from postsdb.search import CJK_RUN, normalize
 SHINGLE = 5  # tokens: five Chinese characters (two or three words), or five Latin words
 NUM_PERM = 128  # permutations: the estimate's standard error at J = 0.5 is about 0.044
 SEED = 1
+MINHASH_BLOCK = 256  # shingles hashed at once: 256 x NUM_PERM uint32, 128 kB
 # A copy shares at least half of its shingles (Jaccard, as MinHash estimates it). Measured
 # on the sample: the two most similar different articles share 0.11 (two ChinaFile
 # pieces with the same site's boilerplate); a copy with one of its 50 paragraphs rewritten
@@ -91,11 +92,13 @@ class Features:
     terms: bytes  # `pack_terms`: the distinct terms' ids and their counts, compressed
 
 
-def features(title: str, body_text: str) -> Features:
-    """Pure, so a worker process computes it while it parses."""
-    body = normalize(body_text or "")
-    values = signature(body)
-    keys, counts = term_counts(normalize(title or "") + "\n" + body)
+def features(title: str, body_text: str, normal: tuple[str, str] | None = None) -> Features:
+    """Pure, so a worker process computes it while it parses. `normal`: the title and the
+    body already through `normalize`, when the caller has them (the parse worker shares
+    them with the search index: normalizing is a fifth of this function's cost)."""
+    normal_title, normal_body = normal or (normalize(title or ""), normalize(body_text or ""))
+    values = signature(normal_body)
+    keys, counts = term_counts(normal_title + "\n" + normal_body)
     return Features(None if values is None else values.tobytes(), pack_terms(keys, counts))
 
 
@@ -129,15 +132,34 @@ def unpack_all(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def signature(normal_text: str) -> np.ndarray | None:
-    from datasketch import MinHash
-
     shingles = shingle_hashes(normal_text)
     if len(shingles) < MIN_SHINGLES:
         return None
-    # Drawing the permutations costs more than hashing a short text: they are drawn once.
-    minhash = MinHash(seed=SEED, hashfunc=int, permutations=permutations(), scheme="affine32")
-    minhash.update_batch(shingles.tolist())
-    return minhash.hashvalues.astype(np.uint32)
+    return min_hashes(shingles)
+
+
+def min_hashes(shingles: np.ndarray) -> np.ndarray:
+    """datasketch's MinHash of these 32-bit values (scheme "affine32", our permutations),
+    in whole arrays: each value mixed by the MurmurHash3 finalizer, then a x h + b modulo
+    2^32 for each permutation (a, b), the least of each kept. The same values as its
+    `update_batch` (tests/test_relations.py compares them), which turns the array into a
+    list and back: three quarters of its cost. A block of values at a time, so the values
+    x permutations array stays in the cache (and small, however long the text)."""
+    a, b = permutations()
+    mixed = fmix32(shingles.astype(np.uint32))
+    least = np.full(NUM_PERM, 0xFFFFFFFF, dtype=np.uint32)
+    for start in range(0, len(mixed), MINHASH_BLOCK):
+        np.minimum(least, (mixed[start : start + MINHASH_BLOCK, None] * a + b).min(axis=0), out=least)
+    return least
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, wrapping at 2^32 as uint32 arithmetic does."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
 
 
 def warm_up() -> None:
@@ -147,10 +169,12 @@ def warm_up() -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def permutations():
+def permutations() -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's (a, b) for NUM_PERM and SEED: uint32 arrays, each a odd."""
     from datasketch import MinHash
 
-    return MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32").permutations
+    a, b = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32").permutations
+    return a.astype(np.uint32), b.astype(np.uint32)
 
 
 def shingle_hashes(normal_text: str) -> np.ndarray:
@@ -163,7 +187,21 @@ def shingle_hashes(normal_text: str) -> np.ndarray:
     value = np.zeros(len(codes) - SHINGLE + 1, dtype=np.uint64)
     for offset in range(SHINGLE):  # a polynomial hash of each window, wrapping at 2^64
         value = value * np.uint64(1_000_003) + codes[offset : offset + len(value)]
-    return np.unique((value >> np.uint64(29)) & np.uint64(0xFFFFFFFF))
+    return distinct((value >> np.uint64(29)) & np.uint64(0xFFFFFFFF))
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique(values) by one plain sort: np.unique hashes integers, ten times slower on
+    the few thousand values of a text."""
+    ordered = np.sort(values)
+    return ordered[first_of_runs(ordered)]
+
+
+def first_of_runs(ordered: np.ndarray) -> np.ndarray:
+    """True where a sorted array's value differs from the one before it."""
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return first
 
 
 def token_codes(tokens: list[str]) -> np.ndarray:
@@ -254,8 +292,9 @@ def term_counts(normal_text: str) -> tuple[np.ndarray, np.ndarray]:
     bigrams = mix((codes[:-1][pairs] << np.uint64(21)) | codes[1:][pairs])
     words = [w for w in LATIN_WORD.findall(normal_text) if w not in STOP_WORDS and not w.isdigit()]
     ids = np.concatenate([bigrams, token_codes(words) if words else np.zeros(0, dtype=np.uint64)])
-    keys, counts = np.unique((ids & np.uint64(0xFFFFFFFF)).astype(np.uint32), return_counts=True)
-    return keys, counts.astype(np.uint32)
+    ordered = np.sort((ids & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+    starts = np.flatnonzero(first_of_runs(ordered))
+    return ordered[starts], np.diff(np.append(starts, len(ordered))).astype(np.uint32)
 
 
 def mix(values: np.ndarray) -> np.ndarray:

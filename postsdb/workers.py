@@ -41,9 +41,10 @@ def prepare(source_file: SourceFile, with_search: bool) -> Post | str:
     """Everything about one file that needs no database: run in a worker process."""
     post = parse_or_reason(source_file)
     if not isinstance(post, str):
-        post.relation_features = relations.features(post.title, post.body.text)
+        normal = search.normalize(post.title or ""), search.normalize(post.body.text or "")  # normalized once, for both
+        post.relation_features = relations.features(post.title, post.body.text, normal)
         if with_search:
-            post.search_fields = search.index_fields(post.title, post.body.text)
+            post.search_fields = search.index_fields(post.title, post.body.text, normal)
     return post
 
 

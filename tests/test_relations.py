@@ -14,7 +14,7 @@ import pytest
 import sqlite_utils
 
 from conftest import DATA
-from postsdb import relations
+from postsdb import relations, search
 from postsdb.build import build
 from postsdb.search import normalize
 
@@ -105,6 +105,24 @@ def test_a_text_and_its_traditional_script_have_one_signature():
     other = opencc.OpenCC("s2t.json").convert(text)
     assert other != text
     assert relations.features("", text).signature == relations.features("", other).signature
+
+
+def test_a_signature_is_datasketchs_minhash_of_the_shingles():
+    from datasketch import MinHash
+
+    shingles = relations.shingle_hashes(normalize(real_posts(1)[0].read_text(encoding="utf-8")))
+    assert len(shingles) > relations.MINHASH_BLOCK  # more than one block
+    theirs = MinHash(num_perm=relations.NUM_PERM, seed=relations.SEED, hashfunc=int, scheme="affine32")
+    theirs.update_batch(shingles.tolist())
+    assert relations.min_hashes(shingles).tolist() == theirs.hashvalues.tolist()
+
+
+def test_shared_normalization_gives_the_same_features_and_index_fields():
+    text = real_posts(1)[0].read_text(encoding="utf-8")
+    title = "翻牆：VPN 與 Tor"
+    normal = normalize(title), normalize(text)
+    assert relations.features(title, text, normal) == relations.features(title, text)
+    assert search.index_fields(title, text, normal) == search.index_fields(title, text)
 
 
 def test_a_short_text_has_no_signature_and_is_no_ones_copy():
