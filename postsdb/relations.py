@@ -34,6 +34,7 @@ and the lists they enter or leave.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sqlite3
 import zlib
@@ -75,6 +76,7 @@ STOP_WORDS = frozenset(
     what when where which while who why will with would you your""".split()
 )
 CHUNK = 512  # rows of the similarity matrix held at once: 512 x N floats
+PARALLEL_FROM = 2 * CHUNK  # fewer articles than this are scored in one process: no fork to pay
 COMMON_SHARE = 0.05  # a term in more of the articles than this is multiplied as a dense column
 
 CJK_CLASS = CJK_RUN.pattern[1:-2]  # the inside of its [...]+
@@ -118,17 +120,17 @@ def unpack_terms(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def unpack_all(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`unpack_terms` of every blob at once, as whole arrays: the keys (uint64), the counts
+    """`unpack_terms` of every blob at once, as whole arrays: the keys, the counts
     and each blob's number of terms. One running sum of every gap, less the sum at each
     blob's start, gives the keys."""
     raws = [zlib.decompress(blob) for blob in blobs]
     lengths = np.array([len(raw) // 6 for raw in raws], dtype=np.int64)
     gaps = np.frombuffer(b"".join(raw[: size * 4] for raw, size in zip(raws, lengths.tolist())), dtype=np.uint32)
     counts = np.frombuffer(b"".join(raw[size * 4 :] for raw, size in zip(raws, lengths.tolist())), dtype=np.uint16)
-    running = np.cumsum(gaps, dtype=np.uint64)
+    running = np.cumsum(gaps.astype(np.int64))  # int64: numpy's running sum of uint64 is six times slower
     starts = np.cumsum(lengths) - lengths
-    before = np.concatenate([np.zeros(1, np.uint64), running])[starts]  # the sum before each blob's first gap
-    return running - np.repeat(before, lengths), counts, lengths
+    before = np.concatenate([np.zeros(1, np.int64), running])[starts]  # the sum before each blob's first gap
+    return (running - np.repeat(before, lengths)).astype(np.uint32), counts, lengths
 
 
 def signature(normal_text: str) -> np.ndarray | None:
@@ -310,33 +312,91 @@ def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]
     The scores are symmetric, so each pair is computed once: the rows of a chunk against
     the articles from the chunk on (the upper triangle). The chunk's rows pick their best
     from that; the later articles' columns keep their own best few of the chunk, which
-    their rows take in when their turn comes. Half the products of the whole square."""
+    their rows take in when their turn comes. Half the products of the whole square. The
+    chunks are scored on every core (`scored_chunks`), then merged here in order."""
     texts = tfidf_matrix(term_blobs)
     common, rare = split_columns(texts)
-    rare_t = rare.T.tocsr()  # once: a product with a transpose would convert it every time
-    subjects = topic_matrix(ids, topics)
     position = {article: i for i, article in enumerate(ids)}
     copy_cells = np.array(sorted((position[a], position[b]) for a, b in copies), dtype=np.int64).reshape(-1, 2)
-    keep = RELATED + 1  # candidates a row keeps from each part: one more than a list, as before
+    # rare.T.tocsr() once: a product with a transpose would convert it every time.
+    scoring = Scoring(rare, rare.T.tocsr(), common, topic_matrix(ids, topics), copy_cells)
     earlier: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first column, rows, scores) of past chunks
     rows = []
-    for start in range(0, len(ids), CHUNK):
+    starts = list(range(0, len(ids), CHUNK))
+    for start, (own_columns, own_scores, later) in zip(starts, scored_chunks(scoring, starts)):
         stop = min(start + CHUNK, len(ids))
-        block = pair_scores(rare, rare_t, common, subjects, start, stop)
-        inside = np.arange(stop - start)
-        block[inside, inside] = 0.0  # never the article itself
-        cells = copy_cells[(copy_cells[:, 0] >= start) & (copy_cells[:, 0] < stop) & (copy_cells[:, 1] >= start)]
-        block[cells[:, 0] - start, cells[:, 1] - start] = 0.0  # nor a copy
-        own_columns, own_scores = best_of(block, keep, axis=1)
-        parts_columns, parts_scores = [own_columns + start], [own_scores]
+        parts_columns, parts_scores = [own_columns], [own_scores]
         for first, past_rows, past_scores in earlier:
             parts_columns.append(past_rows[:, start - first : stop - first].T)
             parts_scores.append(past_scores[:, start - first : stop - first].T)
-        if stop < len(ids):
-            later_rows, later_scores = best_of(block[:, stop - start :], keep, axis=0)
-            earlier.append((stop, later_rows + start, later_scores))
+        if later is not None:
+            earlier.append((stop, *later))
         rows.extend(best_rows(ids, start, np.hstack(parts_columns), np.hstack(parts_scores)))
     return rows
+
+
+@dataclass
+class Scoring:
+    """What scoring a chunk reads: the TF-IDF matrix's rare terms (and their transpose)
+    and common terms, the topics, and the (row, column) places of the copies."""
+
+    rare: object
+    rare_t: object
+    common: np.ndarray
+    subjects: object
+    copy_cells: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.common.shape[0]
+
+
+_scoring: Scoring | None = None  # what the forked processes of `scored_chunks` read
+
+
+def scored_chunks(scoring: Scoring, starts: list[int]):
+    """`score_chunk` of each start, in order. From PARALLEL_FROM articles on, on every
+    core: forked processes inherit the matrices (nothing is copied to them) and send back
+    each chunk's few best; each uses one BLAS thread, the cores being taken already.
+    Threads would not help: scipy's sparse product holds the GIL."""
+    global _scoring
+    workers = os.cpu_count() or 1
+    _scoring = scoring
+    try:
+        if workers < 2 or scoring.size < PARALLEL_FROM:
+            yield from map(score_chunk, starts)
+            return
+        from postsdb.workers import worker_pool
+
+        with worker_pool(min(workers, len(starts)), setup=one_blas_thread) as pool:
+            yield from pool.map(score_chunk, starts)  # the largest chunk first: the cores stay busy to the end
+    finally:
+        _scoring = None
+
+
+def one_blas_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+
+
+def score_chunk(start: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The best few of the chunk's rows (columns and scores), and, if articles come after
+    it, their best few among the chunk's rows (rows and scores, a column each)."""
+    scoring = _scoring
+    keep = RELATED + 1  # candidates a row keeps from each part: one more than a list, as before
+    stop = min(start + CHUNK, scoring.size)
+    block = pair_scores(scoring.rare, scoring.rare_t, scoring.common, scoring.subjects, start, stop)
+    inside = np.arange(stop - start)
+    block[inside, inside] = 0.0  # never the article itself
+    cells = scoring.copy_cells
+    cells = cells[(cells[:, 0] >= start) & (cells[:, 0] < stop) & (cells[:, 1] >= start)]
+    block[cells[:, 0] - start, cells[:, 1] - start] = 0.0  # nor a copy
+    own_columns, own_scores = best_of(block, keep, axis=1)
+    if stop == scoring.size:
+        return own_columns + start, own_scores, None
+    later_rows, later_scores = best_of(block[:, stop - start :], keep, axis=0)
+    return own_columns + start, own_scores, (later_rows + start, later_scores)
 
 
 def pair_scores(rare, rare_t, common, subjects, start: int, stop: int) -> np.ndarray:
@@ -405,23 +465,26 @@ def tfidf_matrix(term_blobs: list[bytes]):
     norms[norms == 0] = 1.0
     weights /= norms[rows]
     # Renumbered so that only the shared terms are columns; each row's stay in key order.
-    kept = np.cumsum(df >= 2) - 1
+    kept = running_count(df >= 2) - 1
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(term_blobs)))])
     return sparse.csr_matrix((weights, kept[columns[shared]], indptr), shape=(len(term_blobs), int(kept[-1] + 1) if len(kept) else 0))
 
 
 def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each key's column (its rank among the distinct keys) and each column's count: what
-    np.unique(return_inverse=True) gives, but from one plain sort of key and place packed
-    in 64 bits, a fifth of its cost."""
-    packed = np.sort((keys << np.uint64(32)) | np.arange(len(keys), dtype=np.uint64))
-    ordered = packed >> np.uint64(32)
-    first = np.ones(len(ordered), dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    ranks = np.cumsum(first) - 1
+    np.unique(return_inverse=True) gives, from one argsort of the 32-bit keys, a third of
+    its cost."""
+    order = np.argsort(keys)
+    first = first_of_runs(keys[order])
+    ranks = running_count(first) - 1
     columns = np.empty(len(keys), dtype=np.int64)
-    columns[(packed & np.uint64(0xFFFFFFFF)).astype(np.int64)] = ranks
+    columns[order] = ranks
     return columns, np.bincount(ranks, minlength=int(ranks[-1] + 1) if len(ranks) else 0)
+
+
+def running_count(flags: np.ndarray) -> np.ndarray:
+    """np.cumsum of a boolean array, as int64: summed as int64, three times faster."""
+    return np.cumsum(flags.view(np.int8).astype(np.int64))
 
 
 def topic_matrix(ids: list[int], topics: dict[int, list[int]]):
@@ -464,19 +527,33 @@ where article_copies.article_id = :id order by articles.published, articles.id
 
 
 
+@dataclass
+class Stored:
+    """Every article's features and topics, as the database holds them, by article id."""
+
+    ids: list[int]
+    signatures: dict[int, np.ndarray]
+    term_blobs: list[bytes]
+    topics: dict[int, list[int]]
+
+
+def read_stored(conn: sqlite3.Connection) -> Stored:
+    stored = Stored([], {}, [], {})
+    for article, values, blob in conn.execute("select article_id, signature, terms from article_features order by article_id"):
+        stored.ids.append(article)
+        stored.term_blobs.append(blob)
+        if values is not None:
+            stored.signatures[article] = np.frombuffer(values, dtype=np.uint32)
+    for article, tag in conn.execute("select article_id, tag_id from article_tags order by article_id, tag_id"):
+        stored.topics.setdefault(article, []).append(tag)
+    return stored
+
+
 def update(conn: sqlite3.Connection) -> None:
     """Rewrite `article_copies` and `related_articles` from every article's features."""
-    ids, signatures, term_blobs = [], {}, []
-    for article, values, blob in conn.execute("select article_id, signature, terms from article_features order by article_id"):
-        ids.append(article)
-        term_blobs.append(blob)
-        if values is not None:
-            signatures[article] = np.frombuffer(values, dtype=np.uint32)
-    pairs = copy_pairs(signatures)
+    stored = read_stored(conn)
+    pairs = copy_pairs(stored.signatures)
     copies = set(pairs) | {(b, a) for a, b in pairs}
-    topics: dict[int, list[int]] = {}
-    for article, tag in conn.execute("select article_id, tag_id from article_tags order by article_id, tag_id"):
-        topics.setdefault(article, []).append(tag)
     conn.execute("delete from article_copies")
     conn.executemany(
         "insert into article_copies (article_id, copy_id, overlap) values (?, ?, ?)",
@@ -485,7 +562,7 @@ def update(conn: sqlite3.Connection) -> None:
     conn.execute("delete from related_articles")
     conn.executemany(
         "insert into related_articles (article_id, rank, related_id, score) values (?, ?, ?, ?)",
-        related(ids, term_blobs, topics, copies),
+        related(stored.ids, stored.term_blobs, stored.topics, copies),
     )
 
 

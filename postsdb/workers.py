@@ -11,7 +11,7 @@ import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator
+from typing import Callable, Iterator
 
 from postsdb import relations, search
 from postsdb.parse import Post, PostError, parse_post
@@ -48,17 +48,20 @@ def prepare(source_file: SourceFile, with_search: bool) -> Post | str:
     return post
 
 
-def worker_pool(workers: int) -> ProcessPoolExecutor:
+def worker_pool(workers: int, setup: Callable[[], None] | None = None) -> ProcessPoolExecutor:
+    """Forked processes (they inherit this one's memory), each running `setup` first."""
     context = multiprocessing.get_context("fork")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=die_with, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=die_with, initargs=(os.getpid(), setup))
 
 
-def die_with(parent: int) -> None:
+def die_with(parent: int, setup: Callable[[], None] | None = None) -> None:
     """A worker must not outlive a build that was killed: ask Linux to kill it too."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the build died before the request was made
         os._exit(1)
+    if setup:
+        setup()
 
 
 def parse_all(files: list[SourceFile], with_search: bool) -> Iterator[tuple[SourceFile, Post | str]]:

@@ -287,6 +287,32 @@ def test_an_older_file_added_later_goes_first(real_folder, tmp_path):
     assert_same_as_fresh(real_folder, db_path, tmp_path)
 
 
+def test_chunks_scored_in_forked_processes_give_the_lists_of_one_process(data_db, monkeypatch):
+    """The sample in chunks of 16 articles, scored by a pool of forked processes, then in
+    this process alone; one BLAS thread each, so that their float sums are the same."""
+    from threadpoolctl import threadpool_limits
+
+    from postsdb import workers
+
+    with sqlite3.connect(data_db) as conn:
+        stored = relations.read_stored(conn)
+        copy_rows = set(conn.execute("select article_id, copy_id from article_copies").fetchall())
+        listed = conn.execute("select article_id, rank, related_id from related_articles order by 1, 2").fetchall()
+    pools, real_pool = [], workers.worker_pool
+    monkeypatch.setattr(workers, "worker_pool", lambda *args, **kwargs: pools.append(args) or real_pool(*args, **kwargs))
+    monkeypatch.setattr(relations, "CHUNK", 16)
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 32)
+    inputs = (stored.ids, stored.term_blobs, stored.topics, copy_rows)
+    forked = relations.related(*inputs)
+    assert pools  # the pool was used
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 10**9)
+    with threadpool_limits(1, user_api="blas"):
+        alone = relations.related(*inputs)
+    assert len(pools) == 1
+    assert forked == alone
+    assert [row[:3] for row in forked] == listed  # the build's chunks of 512, in this process
+
+
 def test_the_sample_relates_every_article_to_others(data_db):
     listed = rows(data_db, "select count(distinct article_id) from related_articles")[0][0]
     assert listed == rows(data_db, "select count(*) from articles")[0][0]
