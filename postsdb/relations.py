@@ -99,8 +99,10 @@ def features(title: str, body_text: str, normal: tuple[str, str] | None = None) 
     body already through `normalize`, when the caller has them (the parse worker shares
     them with the search index: normalizing is a fifth of this function's cost)."""
     normal_title, normal_body = normal or (normalize(title or ""), normalize(body_text or ""))
-    values = signature(normal_body)
-    keys, counts = term_counts(normal_title + "\n" + normal_body)
+    codes, terms = token_codes(TOKEN.findall(normal_body))  # one pass for both: shingles, and words as terms
+    values = signature(codes)
+    words = np.concatenate([word_ids(normal_title), codes[terms]])
+    keys, counts = term_counts(normal_title + "\n" + normal_body, words)
     return Features(None if values is None else values.tobytes(), pack_terms(keys, counts))
 
 
@@ -109,7 +111,7 @@ def pack_terms(keys: np.ndarray, counts: np.ndarray) -> bytes:
     deflated: a third of the plain arrays' size, which is most of `article_features`."""
     gaps = np.diff(keys.astype(np.int64), prepend=0).astype(np.uint32)
     capped = np.minimum(counts, 0xFFFF).astype(np.uint16)
-    return zlib.compress(gaps.tobytes() + capped.tobytes(), 6)
+    return zlib.compress(gaps.tobytes() + capped.tobytes(), 1)  # level 6: 4% smaller, three times the time
 
 
 def unpack_terms(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -133,8 +135,9 @@ def unpack_all(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (running - np.repeat(before, lengths)).astype(np.uint32), counts, lengths
 
 
-def signature(normal_text: str) -> np.ndarray | None:
-    shingles = shingle_hashes(normal_text)
+def signature(codes: np.ndarray) -> np.ndarray | None:
+    """The MinHash of the text whose `token_codes` these are; None if it is too short."""
+    shingles = shingles_of(codes)
     if len(shingles) < MIN_SHINGLES:
         return None
     return min_hashes(shingles)
@@ -183,7 +186,10 @@ def shingle_hashes(normal_text: str) -> np.ndarray:
     """The distinct 32-bit hashes of every SHINGLE consecutive tokens of the text: a token
     is a CJK character or a Latin word, so five characters of Chinese, five words of
     English. Space, punctuation and markup are left out: a copy's layout does not count."""
-    codes = token_codes(TOKEN.findall(normal_text))
+    return shingles_of(token_codes(TOKEN.findall(normal_text))[0])
+
+
+def shingles_of(codes: np.ndarray) -> np.ndarray:
     if len(codes) < SHINGLE:
         return np.zeros(0, dtype=np.uint64)
     value = np.zeros(len(codes) - SHINGLE + 1, dtype=np.uint64)
@@ -206,24 +212,44 @@ def first_of_runs(ordered: np.ndarray) -> np.ndarray:
     return first
 
 
-def token_codes(tokens: list[str]) -> np.ndarray:
+def token_codes(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """A number per token: a CJK character's code point; a word's CRC-32, above every code
     point. The characters are read in one pass over the joined tokens (most tokens of a
-    Chinese text are single characters); each distinct word is hashed once."""
+    Chinese text are single characters); each distinct word is hashed once. Also the
+    places of the words that are terms of `term_counts`: two letters or more (a token of
+    two characters is a word), neither a stop word nor a number, marked by a bit while
+    the word is hashed."""
     if not tokens:
-        return np.zeros(0, dtype=np.uint64)
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     lengths = np.fromiter(map(len, tokens), np.int64, len(tokens))
     chars = np.frombuffer("".join(tokens).encode("utf-32-le"), dtype="<u4").astype(np.uint64)
     codes = chars[np.cumsum(lengths) - lengths]  # each token's first character
     words = np.flatnonzero(lengths > 1)
-    if len(words):
-        hashed: dict[str, int] = {}
-        codes[words] = np.fromiter(
-            (hashed[w] if w in hashed else hashed.setdefault(w, zlib.crc32(w.encode()) | 1 << 32) for w in map(tokens.__getitem__, words.tolist())),
-            np.uint64,
-            len(words),
-        )
-    return codes
+    if not len(words):
+        return codes, words
+    hashed: dict[str, int] = {}
+    codes[words] = np.fromiter(
+        (hashed[w] if w in hashed else hashed.setdefault(w, word_code(w)) for w in map(tokens.__getitem__, words.tolist())),
+        np.uint64,
+        len(words),
+    )
+    terms = words[codes[words] >= TERM_BIT]
+    codes[terms] -= np.uint64(TERM_BIT)
+    return codes, terms
+
+
+TERM_BIT = 1 << 33
+
+
+def word_code(word: str) -> int:
+    term = word not in STOP_WORDS and not word.isdigit()
+    return zlib.crc32(word.encode()) | 1 << 32 | (TERM_BIT if term else 0)
+
+
+def word_ids(normal_text: str) -> np.ndarray:
+    """The codes of the text's words that are terms."""
+    codes, terms = token_codes(LATIN_WORD.findall(normal_text))
+    return codes[terms]
 
 
 def copy_pairs(signatures: dict[int, np.ndarray]) -> dict[tuple[int, int], float]:
@@ -281,19 +307,18 @@ def estimate(first: np.ndarray, second: np.ndarray) -> float:
 # --- related articles ---------------------------------------------------------------
 
 
-def term_counts(normal_text: str) -> tuple[np.ndarray, np.ndarray]:
+def term_counts(normal_text: str, words: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The text's terms, each overlapping pair of CJK characters and each word of two
     letters or more, as sorted distinct 32-bit ids (uint32) and their counts (uint32).
     Two terms with one id count as one: rare among the few thousand terms of a text, and
-    harmless to a similarity."""
+    harmless to a similarity. `words`: the text's `word_ids`, when the caller has them."""
     codes = np.frombuffer(normal_text.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
     cjk = np.zeros(len(codes), dtype=bool)
     for low, high in CJK_RANGES:
         cjk |= (codes >= low) & (codes <= high)
     pairs = cjk[:-1] & cjk[1:]
     bigrams = mix((codes[:-1][pairs] << np.uint64(21)) | codes[1:][pairs])
-    words = [w for w in LATIN_WORD.findall(normal_text) if w not in STOP_WORDS and not w.isdigit()]
-    ids = np.concatenate([bigrams, token_codes(words) if words else np.zeros(0, dtype=np.uint64)])
+    ids = np.concatenate([bigrams, word_ids(normal_text) if words is None else words])
     ordered = np.sort((ids & np.uint64(0xFFFFFFFF)).astype(np.uint32))
     starts = np.flatnonzero(first_of_runs(ordered))
     return ordered[starts], np.diff(np.append(starts, len(ordered))).astype(np.uint32)
