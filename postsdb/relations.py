@@ -99,7 +99,7 @@ def features(title: str, body_text: str, normal: tuple[str, str] | None = None) 
     body already through `normalize`, when the caller has them (the parse worker shares
     them with the search index: normalizing is a fifth of this function's cost)."""
     normal_title, normal_body = normal or (normalize(title or ""), normalize(body_text or ""))
-    codes, terms = token_codes(TOKEN.findall(normal_body))  # one pass for both: shingles, and words as terms
+    codes, terms = text_tokens(normal_body)  # one pass for both: shingles, and words as terms
     values = signature(codes)
     words = np.concatenate([word_ids(normal_title), codes[terms]])
     keys, counts = term_counts(normal_title + "\n" + normal_body, words)
@@ -168,9 +168,11 @@ def fmix32(values: np.ndarray) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Import datasketch and draw the permutations before the parse workers are forked,
-    so that each of them does not do it again (its import alone takes 0.3-0.8 s)."""
+    """Import datasketch, draw the permutations and classify the code points before the
+    parse workers are forked, so that each of them does not do it again (datasketch's
+    import alone takes 0.3-0.8 s)."""
     permutations()
+    char_kinds()
 
 
 @functools.lru_cache(maxsize=1)
@@ -186,7 +188,7 @@ def shingle_hashes(normal_text: str) -> np.ndarray:
     """The distinct 32-bit hashes of every SHINGLE consecutive tokens of the text: a token
     is a CJK character or a Latin word, so five characters of Chinese, five words of
     English. Space, punctuation and markup are left out: a copy's layout does not count."""
-    return shingles_of(token_codes(TOKEN.findall(normal_text))[0])
+    return shingles_of(text_tokens(normal_text)[0])
 
 
 def shingles_of(codes: np.ndarray) -> np.ndarray:
@@ -239,6 +241,48 @@ def token_codes(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 TERM_BIT = 1 << 33
+OTHER, WORD_CHAR, CJK_CHAR = 0, 1, 2
+
+
+def text_tokens(normal_text: str) -> tuple[np.ndarray, np.ndarray]:
+    """`token_codes(TOKEN.findall(normal_text))`, the same arrays, reading the text's code
+    points in numpy: only the words (runs of two letters or more) become strings, not
+    each character of a Chinese text (the regular expression was a fifth of `features`)."""
+    chars = np.frombuffer(normal_text.encode("utf-32-le"), dtype="<u4")
+    kinds = char_kinds()[chars]
+    in_word = np.concatenate([[False], kinds == WORD_CHAR, [False]])
+    word_starts = np.flatnonzero(in_word[1:-1] & ~in_word[:-2])
+    word_ends = np.flatnonzero(in_word[1:-1] & ~in_word[2:]) + 1
+    places = np.sort(np.concatenate([np.flatnonzero(kinds == CJK_CHAR), word_starts]))
+    codes = chars[places].astype(np.uint64)
+    long_words = word_ends - word_starts > 1
+    words = np.searchsorted(places, word_starts[long_words])  # their token numbers
+    if not len(words):
+        return codes, words
+    hashed: dict[str, int] = {}
+    codes[words] = np.fromiter(
+        (
+            hashed[w] if w in hashed else hashed.setdefault(w, word_code(w))
+            for w in map(normal_text.__getitem__, map(slice, word_starts[long_words].tolist(), word_ends[long_words].tolist()))
+        ),
+        np.uint64,
+        len(words),
+    )
+    terms = words[codes[words] >= TERM_BIT]
+    codes[terms] -= np.uint64(TERM_BIT)
+    return codes, terms
+
+
+@functools.lru_cache(maxsize=1)
+def char_kinds() -> np.ndarray:
+    """Every code point's kind for TOKEN: a CJK character, a word's (a letter or digit
+    outside the CJK ranges), or neither; found by the expression's own classes, once
+    (0.1 s; the parse workers inherit it)."""
+    every = "".join(map(chr, range(0x110000)))
+    kinds = np.zeros(0x110000, dtype=np.uint8)
+    kinds[[m.start() for m in re.finditer(f"[^\\W_{CJK_CLASS}]", every)]] = WORD_CHAR
+    kinds[[m.start() for m in re.finditer(f"[{CJK_CLASS}]", every)]] = CJK_CHAR
+    return kinds
 
 
 def word_code(word: str) -> int:

@@ -125,6 +125,15 @@ def test_shared_normalization_gives_the_same_features_and_index_fields():
     assert search.index_fields(title, text, normal) == search.index_fields(title, text)
 
 
+def test_tokens_read_in_numpy_are_the_expressions_tokens():
+    texts = [normalize(path.read_text(encoding="utf-8")) for path in real_posts(3)]
+    texts += ["", "a", "ab", "中", "a中b", "ab中cd_ef", "x1 2y 33 the and", "𠀀𠀁abc𠀂", "émigré naïve ١٢٣", "ーカタカナ・テスト", "한국어 abc"]
+    for text in texts:
+        codes, terms = relations.text_tokens(text)
+        expected_codes, expected_terms = relations.token_codes(relations.TOKEN.findall(text))
+        assert codes.tolist() == expected_codes.tolist() and terms.tolist() == expected_terms.tolist(), text[:40]
+
+
 def test_a_short_text_has_no_signature_and_is_no_ones_copy():
     assert relations.features("标题", "一句话而已。").signature is None
 
