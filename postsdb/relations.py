@@ -129,7 +129,8 @@ def unpack_all(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lengths = np.array([len(raw) // 6 for raw in raws], dtype=np.int64)
     gaps = np.frombuffer(b"".join(raw[: size * 4] for raw, size in zip(raws, lengths.tolist())), dtype=np.uint32)
     counts = np.frombuffer(b"".join(raw[size * 4 :] for raw, size in zip(raws, lengths.tolist())), dtype=np.uint16)
-    running = np.cumsum(gaps.astype(np.int64))  # int64: numpy's running sum of uint64 is six times slower
+    running = gaps.astype(np.int64)
+    np.cumsum(running, out=running)  # int64: numpy's running sum of uint64 is six times slower
     starts = np.cumsum(lengths) - lengths
     before = np.concatenate([np.zeros(1, np.int64), running])[starts]  # the sum before each blob's first gap
     return (running - np.repeat(before, lengths)).astype(np.uint32), counts, lengths
@@ -383,8 +384,7 @@ def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]
     from that; the later articles' columns keep their own best few of the chunk, which
     their rows take in when their turn comes. Half the products of the whole square. The
     chunks are scored on every core (`scored_chunks`), then merged here in order."""
-    texts = tfidf_matrix(term_blobs)
-    common, rare = split_columns(texts)
+    common, rare = tfidf_parts(term_blobs)
     position = {article: i for i, article in enumerate(ids)}
     copy_cells = np.array(sorted((position[a], position[b]) for a, b in copies), dtype=np.int64).reshape(-1, 2)
     # rare.T.tocsr() once: a product with a transpose would convert it every time.
@@ -488,18 +488,6 @@ def best_of(scores: np.ndarray, keep: int, axis: int) -> tuple[np.ndarray, np.nd
     return places, np.take_along_axis(scores, places, axis=axis)
 
 
-def split_columns(texts):
-    """The TF-IDF matrix as two parts whose products add up to its own: the terms in more
-    than COMMON_SHARE of the articles as a dense array (float32), the rest sparse. A term
-    in d articles costs d² multiplications in a sparse product, a few nanoseconds each
-    with the bookkeeping of a nearly full result; as a dense column it costs N² at a
-    fraction of a nanosecond (BLAS), cheaper once d passes about N/20."""
-    df = np.bincount(texts.indices, minlength=texts.shape[1])
-    common = df > COMMON_SHARE * texts.shape[0]
-    dense = texts[:, np.flatnonzero(common)].toarray().astype(np.float32)
-    return dense, texts[:, np.flatnonzero(~common)].tocsr()
-
-
 def best_rows(ids: list[int], start: int, columns: np.ndarray, scores: np.ndarray) -> list[tuple]:
     """Each row's RELATED best of its candidates (the columns, with their scores), by score
     rounded to 6 decimals, then by id: the order never depends on how the matrix was
@@ -517,26 +505,45 @@ def best_rows(ids: list[int], start: int, columns: np.ndarray, scores: np.ndarra
     return rows
 
 
-def tfidf_matrix(term_blobs: list[bytes]):
-    """Rows of unit length: sublinear term frequency x smoothed inverse document frequency.
-    A term in one article only links it to none, so it is left out. Built in whole arrays:
-    one sort of every (term, place) pair numbers the terms and counts their articles."""
+def tfidf_parts(term_blobs: list[bytes]):
+    """The TF-IDF matrix, rows of unit length: sublinear term frequency x smoothed inverse
+    document frequency. A term in one article only links it to none, so it is left out.
+    Built in whole arrays: one sort of every (term, place) pair numbers the terms and
+    counts their articles.
+
+    Returned as two parts whose products add up to its own: the terms in more than
+    COMMON_SHARE of the articles as a dense array (float32), the rest sparse, each part's
+    columns in the order of the terms' ids. A term in d articles costs d² multiplications
+    in a sparse product, a few nanoseconds each with the bookkeeping of a nearly full
+    result; as a dense column it costs N² at a fraction of a nanosecond (BLAS), cheaper
+    once d passes about N/20. Each part is built from the arrays, never the whole matrix."""
     from scipy import sparse
 
+    size = len(term_blobs)
     keys, counts, lengths = unpack_all(term_blobs)
     columns, df = term_columns(keys)
-    rows = np.repeat(np.arange(len(term_blobs)), lengths)
+    del keys
+    rows = np.repeat(np.arange(size), lengths)
     shared = df[columns] >= 2
-    idf = np.log((1 + len(term_blobs)) / (1 + df)) + 1.0
+    idf = np.log((1 + size) / (1 + df)) + 1.0
     weights = (1.0 + np.log(counts[shared].astype(np.float64))) * idf[columns[shared]]
-    rows = rows[shared]
-    norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=len(term_blobs)))
+    rows, columns = rows[shared], columns[shared]
+    del counts, shared
+    norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=size))
     norms[norms == 0] = 1.0
     weights /= norms[rows]
-    # Renumbered so that only the shared terms are columns; each row's stay in key order.
-    kept = running_count(df >= 2) - 1
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(term_blobs)))])
-    return sparse.csr_matrix((weights, kept[columns[shared]], indptr), shape=(len(term_blobs), int(kept[-1] + 1) if len(kept) else 0))
+    common_terms = df > COMMON_SHARE * size
+    in_common = common_terms[columns]
+    # Each part's columns: the kept terms of its kind, numbered in the order of their ids.
+    common_column = running_count(common_terms & (df >= 2)) - 1
+    rare_column = running_count(~common_terms & (df >= 2)) - 1
+    common = np.zeros((size, int(common_column[-1] + 1) if len(df) else 0), dtype=np.float32)
+    common[rows[in_common], common_column[columns[in_common]]] = weights[in_common]
+    rare_rows = ~in_common
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[rare_rows], minlength=size))])
+    width = int(rare_column[-1] + 1) if len(df) else 0
+    rare = sparse.csr_matrix((weights[rare_rows], rare_column[columns[rare_rows]], indptr), shape=(size, width))
+    return common, rare
 
 
 def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
