@@ -122,18 +122,19 @@ def unpack_terms(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def unpack_all(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`unpack_terms` of every blob at once, as whole arrays: the keys, the counts
-    and each blob's number of terms. One running sum of every gap, less the sum at each
-    blob's start, gives the keys."""
-    raws = [zlib.decompress(blob) for blob in blobs]
-    lengths = np.array([len(raw) // 6 for raw in raws], dtype=np.int64)
-    gaps = np.frombuffer(b"".join(raw[: size * 4] for raw, size in zip(raws, lengths.tolist())), dtype=np.uint32)
-    counts = np.frombuffer(b"".join(raw[size * 4 :] for raw, size in zip(raws, lengths.tolist())), dtype=np.uint16)
-    running = gaps.astype(np.int64)
-    np.cumsum(running, out=running)  # int64: numpy's running sum of uint64 is six times slower
-    starts = np.cumsum(lengths) - lengths
-    before = np.concatenate([np.zeros(1, np.int64), running])[starts]  # the sum before each blob's first gap
-    return (running - np.repeat(before, lengths)).astype(np.uint32), counts, lengths
+    """`unpack_terms` of every blob, as whole arrays: the keys (uint32), the counts and
+    each blob's number of terms. Each blob's keys are the running sum of its gaps (in
+    uint32: a blob's keys are sorted 32-bit ids); nothing larger than the result is held."""
+    keys, counts = [], []
+    lengths = np.empty(len(blobs), dtype=np.int64)
+    for number, blob in enumerate(blobs):
+        raw = zlib.decompress(blob)
+        size = lengths[number] = len(raw) // 6  # 4 bytes of gap and 2 of count a term
+        keys.append(np.cumsum(np.frombuffer(raw, dtype=np.uint32, count=size), dtype=np.uint32))
+        counts.append(np.frombuffer(raw, dtype=np.uint16, count=size, offset=size * 4))
+    if not blobs:
+        return np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint16), lengths
+    return np.concatenate(keys), np.concatenate(counts), lengths
 
 
 def signature(codes: np.ndarray) -> np.ndarray | None:
@@ -523,7 +524,7 @@ def tfidf_parts(term_blobs: list[bytes]):
     keys, counts, lengths = unpack_all(term_blobs)
     columns, df = term_columns(keys)
     del keys
-    rows = np.repeat(np.arange(size), lengths)
+    rows = np.repeat(np.arange(size, dtype=np.int32), lengths)
     shared = df[columns] >= 2
     idf = np.log((1 + size) / (1 + df)) + 1.0
     weights = (1.0 + np.log(counts[shared].astype(np.float64))) * idf[columns[shared]]
@@ -547,20 +548,21 @@ def tfidf_parts(term_blobs: list[bytes]):
 
 
 def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each key's column (its rank among the distinct keys) and each column's count: what
-    np.unique(return_inverse=True) gives, from one argsort of the 32-bit keys, a third of
-    its cost."""
-    order = np.argsort(keys)
-    first = first_of_runs(keys[order])
-    ranks = running_count(first) - 1
-    columns = np.empty(len(keys), dtype=np.int64)
-    columns[order] = ranks
-    return columns, np.bincount(ranks, minlength=int(ranks[-1] + 1) if len(ranks) else 0)
+    """Each key's column (its rank among the distinct keys, int32) and each column's
+    count: what np.unique(return_inverse=True) gives, from one sort of the 32-bit keys
+    and a binary search of each, a third of its time and half its memory."""
+    ordered = np.sort(keys)
+    starts = np.flatnonzero(first_of_runs(ordered))
+    df = np.diff(np.append(starts, len(ordered)))
+    vocabulary = ordered[starts]
+    del ordered
+    return np.searchsorted(vocabulary, keys).astype(np.int32), df
 
 
 def running_count(flags: np.ndarray) -> np.ndarray:
     """np.cumsum of a boolean array, as int64: summed as int64, three times faster."""
-    return np.cumsum(flags.view(np.int8).astype(np.int64))
+    counts = flags.view(np.int8).astype(np.int64)
+    return np.cumsum(counts, out=counts)
 
 
 def topic_matrix(ids: list[int], topics: dict[int, list[int]]):
