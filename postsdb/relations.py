@@ -526,11 +526,13 @@ def tfidf_parts(term_blobs: list[bytes]):
     del keys
     rows = np.repeat(np.arange(size, dtype=np.int32), lengths)
     shared = df[columns] >= 2
-    idf = np.log((1 + size) / (1 + df)) + 1.0
-    weights = (1.0 + np.log(counts[shared].astype(np.float64))) * idf[columns[shared]]
-    rows, columns = rows[shared], columns[shared]
+    rows, columns, weights = rows[shared], columns[shared], counts[shared].astype(np.float64)
     del counts, shared
-    norms = np.sqrt(np.bincount(rows, weights=weights * weights, minlength=size))
+    idf = np.log((1 + size) / (1 + df)) + 1.0
+    np.log(weights, out=weights)  # in place, as are the next steps: at 45,000 articles each copy is 0.5 GB
+    weights += 1.0
+    weights *= idf[columns]
+    norms = np.sqrt(np.bincount(rows, weights=np.square(weights), minlength=size))
     norms[norms == 0] = 1.0
     weights /= norms[rows]
     common_terms = df > COMMON_SHARE * size
@@ -541,10 +543,15 @@ def tfidf_parts(term_blobs: list[bytes]):
     common = np.zeros((size, int(common_column[-1] + 1) if len(df) else 0), dtype=np.float32)
     common[rows[in_common], common_column[columns[in_common]]] = weights[in_common]
     rare_rows = ~in_common
+    del in_common  # each array is let go once used: the peak is the two parts and little more
+    data = weights[rare_rows]
+    del weights
+    indices = rare_column[columns[rare_rows]].astype(np.int32)
+    del columns
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[rare_rows], minlength=size))])
+    del rows, rare_rows
     width = int(rare_column[-1] + 1) if len(df) else 0
-    rare = sparse.csr_matrix((weights[rare_rows], rare_column[columns[rare_rows]], indptr), shape=(size, width))
-    return common, rare
+    return common, sparse.csr_matrix((data, indices, indptr), shape=(size, width))
 
 
 def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
