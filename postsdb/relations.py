@@ -18,13 +18,15 @@ for the rest. Then every pair is worked out again from every article's features:
 changes the rarity (IDF) of the terms it touches, and with it every list those terms are
 in, so no subset of the lists could be kept exactly; recomputing all makes an incremental
 build's tables those of a fresh build (tests/test_relations.py compares them). The cost
-grows with the corpus, not with the text to re-read: about 3.5 CPU seconds at 4,500
-articles, two thirds of it the product of the TF-IDF matrix with itself, a fifth building
-that matrix; copies cost little (0.02 s). What keeps it there, each exact: every pair is
-scored once (the upper triangle); the terms of one article are no columns; the terms in
-more than a twentieth of the articles are multiplied as a dense block (BLAS), the rest as
-a sparse product; the matrix is built from whole arrays; LSH's bands are grouped with
-numpy. Leaving the most common terms out of the product (not of the norms) would change
+grows with the corpus, not with the text to re-read: about 3.6 CPU seconds at 4,500
+articles, 2.3 s of it the product of the TF-IDF matrix with itself, scored in chunks by
+forked processes on every core, 1 s building that matrix; copies cost little (0.02 s).
+What keeps it there, each exact: every pair is scored once (the upper triangle); the terms
+of one article are no columns; the terms in more than a twentieth of the articles are
+multiplied as a dense block (BLAS), the rest as a sparse product; the matrix is built from
+whole arrays, each let go once used; LSH's bands are grouped with numpy. (BLAS sums in
+another order with another number of threads: the last of a score's six decimals may
+differ between machines, never between two builds on one.) Leaving the most common terms out of the product (not of the norms) would change
 the lists (a fifth of them at 4,500 articles, for the terms in a tenth of the articles)
 and, with those terms a dense block, save next to nothing. A bound for larger archives
 would keep the IDF of the last full build and recompute only the changed articles' rows
