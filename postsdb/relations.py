@@ -172,20 +172,27 @@ def fmix32(values: np.ndarray) -> np.ndarray:
 
 
 def warm_up() -> None:
-    """Import datasketch, draw the permutations and classify the code points before the
-    parse workers are forked, so that each of them does not do it again (datasketch's
-    import alone takes 0.3-0.8 s)."""
+    """Draw the permutations and classify the code points before the parse workers are
+    forked, so that each of them does not do it again."""
     permutations()
     char_kinds()
 
 
+def warm_up_writer() -> None:
+    """Import datasketch (0.3-0.8 s) and pick LSH's bands, for `update`: done by the
+    writing process while the parse workers run, not after them, when it would be waited for."""
+    lsh_bands()
+
+
 @functools.lru_cache(maxsize=1)
 def permutations() -> tuple[np.ndarray, np.ndarray]:
-    """datasketch's (a, b) for NUM_PERM and SEED: uint32 arrays, each a odd."""
-    from datasketch import MinHash
-
-    a, b = MinHash(num_perm=NUM_PERM, seed=SEED, scheme="affine32").permutations
-    return a.astype(np.uint32), b.astype(np.uint32)
+    """datasketch's (a, b) for NUM_PERM and SEED, scheme "affine32": uint32 arrays, each a
+    odd. Drawn as its MinHash draws them (tests/test_relations.py compares them), without
+    importing it: its import would delay the parse workers' start."""
+    draw = np.random.RandomState(SEED)
+    a = draw.randint(0, 1 << 31, NUM_PERM, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = draw.randint(0, 1 << 32, NUM_PERM, dtype=np.uint32)
+    return a, b
 
 
 def shingle_hashes(normal_text: str) -> np.ndarray:
@@ -281,8 +288,8 @@ def text_tokens(normal_text: str) -> tuple[np.ndarray, np.ndarray]:
 def char_kinds() -> np.ndarray:
     """Every code point's kind for TOKEN: a CJK character, a word's (a letter or digit
     outside the CJK ranges), or neither; found by the expression's own classes, once
-    (0.1 s; the parse workers inherit it)."""
-    every = "".join(map(chr, range(0x110000)))
+    (0.05 s; the parse workers inherit it)."""
+    every = np.arange(0x110000, dtype=np.uint32).tobytes().decode("utf-32-le", "surrogatepass")
     kinds = np.zeros(0x110000, dtype=np.uint8)
     kinds[[m.start() for m in re.finditer(f"[^\\W_{CJK_CLASS}]", every)]] = WORD_CHAR
     kinds[[m.start() for m in re.finditer(f"[{CJK_CLASS}]", every)]] = CJK_CHAR

@@ -79,6 +79,8 @@ def parse_all(files: list[SourceFile], with_search: bool) -> Iterator[tuple[Sour
         for start in range(0, len(files), BATCH):
             batch = files[start : start + BATCH]
             pending.append((batch, [pool.submit(work, f) for f in batch]))
+            if start == 0:
+                relations.warm_up_writer()  # while the workers start on the first batch
             if len(pending) > 2:
                 yield from batch_results(*pending.popleft(), work)
         while pending:

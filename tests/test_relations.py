@@ -117,6 +117,13 @@ def test_a_signature_is_datasketchs_minhash_of_the_shingles():
     assert relations.min_hashes(shingles).tolist() == theirs.hashvalues.tolist()
 
 
+def test_the_permutations_are_datasketchs():
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=relations.NUM_PERM, seed=relations.SEED, scheme="affine32").permutations
+    assert [x.tolist() for x in relations.permutations()] == [a.tolist(), b.tolist()]
+
+
 def test_shared_normalization_gives_the_same_features_and_index_fields():
     text = real_posts(1)[0].read_text(encoding="utf-8")
     title = "翻牆：VPN 與 Tor"
