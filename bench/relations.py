@@ -81,7 +81,7 @@ def features_cpu(db: Path) -> tuple[float, float]:
 def update_cpu(db: Path) -> float:
     """CPU seconds of `relations.update`: this process's and its forked processes'."""
     with sqlite3.connect(db) as conn:
-        relations.lsh_bands()  # datasketch's import, done by a build before its workers are forked
+        relations.lsh_bands()  # datasketch's import, done by a build while its workers parse
         started = cpu_with_children()
         relations.update(conn)
         spent = cpu_with_children() - started
