@@ -318,12 +318,11 @@ def test_chunks_scored_in_forked_processes_give_the_lists_of_one_process(data_db
     monkeypatch.setattr(workers, "worker_pool", lambda *args, **kwargs: pools.append(args) or real_pool(*args, **kwargs))
     monkeypatch.setattr(relations, "CHUNK", 16)
     monkeypatch.setattr(relations, "PARALLEL_FROM", 32)
-    inputs = (stored.ids, stored.term_blobs, stored.topics, copy_rows)
-    forked = relations.related(*inputs)
+    forked = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
     assert pools  # the pool was used
     monkeypatch.setattr(relations, "PARALLEL_FROM", 10**9)
     with threadpool_limits(1, user_api="blas"):
-        alone = relations.related(*inputs)
+        alone = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
     assert len(pools) == 1
     assert forked == alone
     assert [row[:3] for row in forked] == listed  # the build's chunks of 512, in this process
