@@ -580,15 +580,27 @@ def tfidf_parts(term_blobs: list[bytes]):
 
 
 def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each key's column (its rank among the distinct keys, int32) and each column's
-    count: what np.unique(return_inverse=True) gives, from one sort of the 32-bit keys
-    and a binary search of each, a third of its time and half its memory."""
+    """Each key's column (its rank among the distinct keys) and each column's count: what
+    np.unique(return_inverse=True) gives, from one sort of the 32-bit keys and a table of
+    where each run of keys sharing their top bits begins among the distinct ones. A key's
+    column is its run's beginning, moved on past the smaller keys of its run: a step or
+    two for the few keys whose run holds several (a binary search of each key, the way
+    before, took three times as long)."""
     ordered = np.sort(keys)
     starts = np.flatnonzero(first_of_runs(ordered))
     df = np.diff(np.append(starts, len(ordered)))
     vocabulary = ordered[starts]
     del ordered
-    return np.searchsorted(vocabulary, keys).astype(np.int32), df
+    bits = min(24, max(16, len(vocabulary).bit_length() + 2))  # about a quarter of the runs hold a key
+    shift = np.uint32(32 - bits)
+    run_start = np.zeros((1 << bits) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(vocabulary >> shift, minlength=1 << bits), out=run_start[1:])
+    columns = run_start[keys >> shift]
+    behind = np.flatnonzero(vocabulary[np.minimum(columns, len(vocabulary) - 1)] != keys) if len(vocabulary) else columns[:0]
+    while len(behind):
+        columns[behind] += 1
+        behind = behind[vocabulary[columns[behind]] != keys[behind]]
+    return columns.astype(np.int32), df
 
 
 def running_count(flags: np.ndarray) -> np.ndarray:

@@ -141,6 +141,16 @@ def test_tokens_read_in_numpy_are_the_expressions_tokens():
         assert codes.tolist() == expected_codes.tolist() and terms.tolist() == expected_terms.tolist(), text[:40]
 
 
+def test_term_columns_are_the_ranks_numpys_unique_gives():
+    rng = np.random.default_rng(3)
+    spread = rng.integers(0, 2**32, 50_000, dtype=np.uint64).astype(np.uint32)
+    crowded = (rng.integers(0, 2**12, 20_000) | np.uint32(0xABC00000)).astype(np.uint32)  # many keys per run
+    for keys in (np.zeros(0, np.uint32), np.array([7], np.uint32), spread, np.concatenate([spread, crowded, spread[:99]])):
+        columns, counts = relations.term_columns(keys)
+        _, expected_columns, expected_counts = np.unique(keys, return_inverse=True, return_counts=True)
+        assert columns.tolist() == expected_columns.tolist() and counts.tolist() == expected_counts.tolist()
+
+
 def test_a_short_text_has_no_signature_and_is_no_ones_copy():
     assert relations.features("标题", "一句话而已。").signature is None
 
