@@ -79,7 +79,12 @@ def spaced(match: re.Match) -> str:
 
 def index_text(text: str) -> str:
     """The text as the index sees it: each CJK character a word, the rest as it was."""
-    return CJK_RUN.sub(spaced, normalize(text))
+    return spaced_cjk(normalize(text))
+
+
+def spaced_cjk(normal_text: str) -> str:
+    """Normalized text with each CJK character a word of its own."""
+    return CJK_RUN.sub(spaced, normal_text)
 
 
 def query_tokens(term: str) -> list[str]:
@@ -140,9 +145,12 @@ def lead(title: str, body_text: str) -> str:
     return f"{title or ''}\n{(body_text or '')[:LEAD_CHARS]}"
 
 
-def index_fields(title: str, body_text: str) -> tuple[str, str, str]:
-    """The article's title, body and lead, as the two indexes hold them."""
-    return index_text(title), index_text(body_text), index_text(lead(title, body_text))
+def index_fields(title: str, body_text: str, normal: tuple[str, str] | None = None) -> tuple[str, str, str]:
+    """The article's title, body and lead, as the two indexes hold them. `normal`: the
+    title and body already through `normalize`, when the caller has them. (The lead is
+    normalized on its own: cut from the text before, it may not be a cut of the text after.)"""
+    normal_title, normal_body = normal or (normalize(title), normalize(body_text))
+    return spaced_cjk(normal_title), spaced_cjk(normal_body), index_text(lead(title, body_text))
 
 
 def insert_many(conn, rows: list[tuple[int, tuple[str, str, str]]]) -> None:

@@ -11,7 +11,7 @@ import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Iterator
+from typing import Callable, Iterator
 
 from postsdb import relations, search
 from postsdb.parse import Post, PostError, parse_post
@@ -41,23 +41,27 @@ def prepare(source_file: SourceFile, with_search: bool) -> Post | str:
     """Everything about one file that needs no database: run in a worker process."""
     post = parse_or_reason(source_file)
     if not isinstance(post, str):
-        post.relation_features = relations.features(post.title, post.body.text)
+        normal = search.normalize(post.title or ""), search.normalize(post.body.text or "")  # normalized once, for both
+        post.relation_features = relations.features(post.title, post.body.text, normal)
         if with_search:
-            post.search_fields = search.index_fields(post.title, post.body.text)
+            post.search_fields = search.index_fields(post.title, post.body.text, normal)
     return post
 
 
-def worker_pool(workers: int) -> ProcessPoolExecutor:
+def worker_pool(workers: int, setup: Callable[[], None] | None = None) -> ProcessPoolExecutor:
+    """Forked processes (they inherit this one's memory), each running `setup` first."""
     context = multiprocessing.get_context("fork")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=die_with, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=die_with, initargs=(os.getpid(), setup))
 
 
-def die_with(parent: int) -> None:
+def die_with(parent: int, setup: Callable[[], None] | None = None) -> None:
     """A worker must not outlive a build that was killed: ask Linux to kill it too."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:  # the build died before the request was made
         os._exit(1)
+    if setup:
+        setup()
 
 
 def parse_all(files: list[SourceFile], with_search: bool) -> Iterator[tuple[SourceFile, Post | str]]:
@@ -75,6 +79,8 @@ def parse_all(files: list[SourceFile], with_search: bool) -> Iterator[tuple[Sour
         for start in range(0, len(files), BATCH):
             batch = files[start : start + BATCH]
             pending.append((batch, [pool.submit(work, f) for f in batch]))
+            if start == 0:
+                relations.warm_up_writer()  # while the workers start on the first batch
             if len(pending) > 2:
                 yield from batch_results(*pending.popleft(), work)
         while pending:

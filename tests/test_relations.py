@@ -14,7 +14,7 @@ import pytest
 import sqlite_utils
 
 from conftest import DATA
-from postsdb import relations
+from postsdb import relations, search
 from postsdb.build import build
 from postsdb.search import normalize
 
@@ -105,6 +105,50 @@ def test_a_text_and_its_traditional_script_have_one_signature():
     other = opencc.OpenCC("s2t.json").convert(text)
     assert other != text
     assert relations.features("", text).signature == relations.features("", other).signature
+
+
+def test_a_signature_is_datasketchs_minhash_of_the_shingles():
+    from datasketch import MinHash
+
+    shingles = relations.shingle_hashes(normalize(real_posts(1)[0].read_text(encoding="utf-8")))
+    assert len(shingles) > relations.MINHASH_BLOCK  # more than one block
+    theirs = MinHash(num_perm=relations.NUM_PERM, seed=relations.SEED, hashfunc=int, scheme="affine32")
+    theirs.update_batch(shingles.tolist())
+    assert relations.min_hashes(shingles).tolist() == theirs.hashvalues.tolist()
+
+
+def test_the_permutations_are_datasketchs():
+    from datasketch import MinHash
+
+    a, b = MinHash(num_perm=relations.NUM_PERM, seed=relations.SEED, scheme="affine32").permutations
+    assert [x.tolist() for x in relations.permutations()] == [a.tolist(), b.tolist()]
+
+
+def test_shared_normalization_gives_the_same_features_and_index_fields():
+    text = real_posts(1)[0].read_text(encoding="utf-8")
+    title = "翻牆：VPN 與 Tor"
+    normal = normalize(title), normalize(text)
+    assert relations.features(title, text, normal) == relations.features(title, text)
+    assert search.index_fields(title, text, normal) == search.index_fields(title, text)
+
+
+def test_tokens_read_in_numpy_are_the_expressions_tokens():
+    texts = [normalize(path.read_text(encoding="utf-8")) for path in real_posts(3)]
+    texts += ["", "a", "ab", "中", "a中b", "ab中cd_ef", "x1 2y 33 the and", "𠀀𠀁abc𠀂", "émigré naïve ١٢٣", "ーカタカナ・テスト", "한국어 abc"]
+    for text in texts:
+        codes, terms = relations.text_tokens(text)
+        expected_codes, expected_terms = relations.token_codes(relations.TOKEN.findall(text))
+        assert codes.tolist() == expected_codes.tolist() and terms.tolist() == expected_terms.tolist(), text[:40]
+
+
+def test_term_columns_are_the_ranks_numpys_unique_gives():
+    rng = np.random.default_rng(3)
+    spread = rng.integers(0, 2**32, 50_000, dtype=np.uint64).astype(np.uint32)
+    crowded = (rng.integers(0, 2**12, 20_000) | np.uint32(0xABC00000)).astype(np.uint32)  # many keys per run
+    for keys in (np.zeros(0, np.uint32), np.array([7], np.uint32), spread, np.concatenate([spread, crowded, spread[:99]])):
+        columns, counts = relations.term_columns(keys)
+        _, expected_columns, expected_counts = np.unique(keys, return_inverse=True, return_counts=True)
+        assert columns.tolist() == expected_columns.tolist() and counts.tolist() == expected_counts.tolist()
 
 
 def test_a_short_text_has_no_signature_and_is_no_ones_copy():
@@ -267,6 +311,31 @@ def test_an_older_file_added_later_goes_first(real_folder, tmp_path):
     numbered = rows(db_path, "select revision, path from article_revisions where article_id = ? order by revision", (article,))
     assert numbered == [(1, older.name), (2, original.name), (3, newer.name)]
     assert_same_as_fresh(real_folder, db_path, tmp_path)
+
+
+def test_chunks_scored_in_forked_processes_give_the_lists_of_one_process(data_db, monkeypatch):
+    """The sample in chunks of 16 articles, scored by a pool of forked processes, then in
+    this process alone; one BLAS thread each, so that their float sums are the same."""
+    from threadpoolctl import threadpool_limits
+
+    from postsdb import workers
+
+    with sqlite3.connect(data_db) as conn:
+        stored = relations.read_stored(conn)
+        copy_rows = set(conn.execute("select article_id, copy_id from article_copies").fetchall())
+        listed = conn.execute("select article_id, rank, related_id from related_articles order by 1, 2").fetchall()
+    pools, real_pool = [], workers.worker_pool
+    monkeypatch.setattr(workers, "worker_pool", lambda *args, **kwargs: pools.append(args) or real_pool(*args, **kwargs))
+    monkeypatch.setattr(relations, "CHUNK", 16)
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 32)
+    forked = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
+    assert pools  # the pool was used
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 10**9)
+    with threadpool_limits(1, user_api="blas"):
+        alone = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
+    assert len(pools) == 1
+    assert forked == alone
+    assert [row[:3] for row in forked] == listed  # the build's chunks of 512, in this process
 
 
 def test_the_sample_relates_every_article_to_others(data_db):
