@@ -25,6 +25,8 @@ from datasette.filters import Filters
 
 # Filters as Datasette knows them: exact, not, contains, …, in, notin, arraycontains, date, isnull, …
 LOOKUPS = tuple(key for key, _, _ in Filters([]).lookups())
+# The lookups whose value Datasette turns into a number when `value.isdigit()`: gt, gte, lt, lte.
+NUMERIC_LOOKUPS = frozenset(f.key for f in Filters._filters if getattr(f, "numeric", False))
 SHAPES = ("arrays", "objects", "array", "object")
 BOOLEANS = ("on", "off", "true", "false", "1", "0")
 SEARCH_MODES = ("raw", "escaped")
@@ -246,6 +248,9 @@ def check_filter(table: Table, key: str, value: str) -> None:
             bindable(key, value, item)
     elif lookup == "date" and not is_date(value):
         raise BadParameter(key, value, "must be a date, YYYY-MM-DD")
+    elif lookup in NUMERIC_LOOKUPS and value.isdigit() and not value.isdecimal():
+        # '²' or '①' are digits to isdigit() but no number to int(): Datasette's 500.
+        raise BadParameter(key, value, "must be a number written in digits, such as 12")
 
 
 # --- values -------------------------------------------------------------------------
