@@ -26,7 +26,11 @@ of one article are no columns; the terms in more than a twentieth of the article
 multiplied as a dense block (BLAS), the rest as a sparse product; the matrix is built from
 whole arrays, each let go once used; LSH's bands are grouped with numpy. (BLAS sums in
 another order with another number of threads: the last of a score's six decimals may
-differ between machines, never between two builds on one.) Leaving the most common terms out of the product (not of the norms) would change
+differ between machines, never between two builds on one.) Memory: the matrix's two parts
+and the transpose of its sparse one, about 36 bytes a term of an article (0.5 GB at 13,590
+articles), and in each scoring process a chunk's scores against the articles after it;
+a --no-search build's peak RSS was 0.43 GB at 4,530 articles and 0.97 GB at 13,590 (0.61
+and 1.54 GB before the matrix was built from arrays let go once used). Leaving the most common terms out of the product (not of the norms) would change
 the lists (a fifth of them at 4,500 articles, for the terms in a tenth of the articles)
 and, with those terms a dense block, save next to nothing. A bound for larger archives
 would keep the IDF of the last full build and recompute only the changed articles' rows
@@ -128,10 +132,12 @@ def unpack_terms(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
 def unpack_all(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`unpack_terms` of every blob, as whole arrays: the keys (uint32), the counts and
     each blob's number of terms. Each blob's keys are the running sum of its gaps (in
-    uint32: a blob's keys are sorted 32-bit ids); nothing larger than the result is held."""
+    uint32: a blob's keys are sorted 32-bit ids); nothing larger than the result is held.
+    Empties `blobs` as it reads them."""
     keys, counts = [], []
     lengths = np.empty(len(blobs), dtype=np.int64)
-    for number, blob in enumerate(blobs):
+    for number in range(len(blobs)):
+        blob, blobs[number] = blobs[number], b""
         raw = zlib.decompress(blob)
         size = lengths[number] = len(raw) // 6  # 4 bytes of gap and 2 of count a term
         keys.append(np.cumsum(np.frombuffer(raw, dtype=np.uint32, count=size), dtype=np.uint32))
@@ -390,15 +396,14 @@ def mix(values: np.ndarray) -> np.ndarray:
 
 def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]], copies: set) -> list[tuple]:
     """(article, rank, related, score) rows: each article's RELATED best by score. Empties
-    `term_blobs` once it has read them.
+    `term_blobs` as it reads them (at 45,000 articles they are 0.3 GB).
 
     The scores are symmetric, so each pair is computed once: the rows of a chunk against
     the articles from the chunk on (the upper triangle). The chunk's rows pick their best
     from that; the later articles' columns keep their own best few of the chunk, which
     their rows take in when their turn comes. Half the products of the whole square. The
     chunks are scored on every core (`scored_chunks`), then merged here in order."""
-    common, rare = tfidf_parts(term_blobs)
-    term_blobs.clear()  # read: let go before the scoring processes are forked (they would hold them too)
+    common, rare = tfidf_parts(term_blobs)  # it lets the blobs go as it reads them
     position = {article: i for i, article in enumerate(ids)}
     copy_cells = np.array(sorted((position[a], position[b]) for a, b in copies), dtype=np.int64).reshape(-1, 2)
     # rare.T.tocsr() once: a product with a transpose would convert it every time.
@@ -542,7 +547,8 @@ def tfidf_parts(term_blobs: list[bytes]):
     columns in the order of the terms' ids. A term in d articles costs d² multiplications
     in a sparse product, a few nanoseconds each with the bookkeeping of a nearly full
     result; as a dense column it costs N² at a fraction of a nanosecond (BLAS), cheaper
-    once d passes about N/20. Each part is built from the arrays, never the whole matrix."""
+    once d passes about N/20. Each part is built from the arrays, never the whole matrix.
+    Empties `term_blobs` as it reads them."""
     from scipy import sparse
 
     size = len(term_blobs)
