@@ -8,7 +8,6 @@ on a sqlite3 connection, so the article page and the benchmark run the same look
 from __future__ import annotations
 
 import json
-import re
 
 from postsdb.search import CJK_RUN, FTS_TABLE, LEAD_CHARS, RELATED_TABLE, WORD, bigrams, has_index, lead, normalize
 

@@ -42,10 +42,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import os
 import re
 import sqlite3
 import zlib
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numpy as np
@@ -446,19 +446,26 @@ def scored_chunks(scoring: Scoring, starts: list[int]):
     """`score_chunk` of each start, in order. From PARALLEL_FROM articles on, on every
     core: forked processes inherit the matrices (nothing is copied to them) and send back
     each chunk's few best; each uses one BLAS thread, the cores being taken already.
-    Threads would not help: scipy's sparse product holds the GIL."""
+    Threads would not help: scipy's sparse product holds the GIL. If a scoring process
+    dies (the system out of memory kills the largest), this one scores the chunks left."""
     global _scoring
-    workers = os.cpu_count() or 1
+    from postsdb.workers import usable_cpus, worker_pool
+
+    workers = usable_cpus()
     _scoring = scoring
+    done = 0
     try:
         if workers < 2 or scoring.size < PARALLEL_FROM:
             yield from map(score_chunk, starts)
             return
-        from postsdb.workers import worker_pool
-
         give_back_freed_memory()
-        with worker_pool(min(workers, len(starts)), setup=one_blas_thread) as pool:
-            yield from pool.map(score_chunk, starts)  # the largest chunk first: the cores stay busy to the end
+        try:
+            with worker_pool(min(workers, len(starts)), setup=one_blas_thread) as pool:
+                for scored in pool.map(score_chunk, starts):  # the largest chunk first: the cores stay busy to the end
+                    yield scored
+                    done += 1
+        except BrokenProcessPool:
+            yield from map(score_chunk, starts[done:])
     finally:
         _scoring = None
 

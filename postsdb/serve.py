@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -36,10 +37,16 @@ CONFIGURATION = (("--metadata", METADATA.name), ("--plugins-dir", PLUGINS.name),
 # `docker run` use the default. A shell word, expanded when the container starts.
 CONTAINER_PORT = 8080
 PORT_FROM_ENV = f'"${{PORT:-{CONTAINER_PORT}}}"'
-# One worker process per CPU the container is given, unless $WEB_CONCURRENCY says otherwise.
-# A process spends about one core at most (the GIL), so a second CPU needs a second process:
+# One worker process per CPU the machine has (`nproc`), unless $WEB_CONCURRENCY says otherwise
+# (set it under a CPU quota such as `docker run --cpus`, which nproc does not see). A process
+# spends about one core at most (the GIL), so a second CPU needs a second process:
 # bench/serve.py measured the mix on 2 CPUs at 81 requests/s with one, 161 with two.
-WORKERS_FROM_ENV = '"${WEB_CONCURRENCY:-$(nproc)}"'
+# One is plain `datasette serve`; more, `datasette gunicorn --workers N`. Shell words.
+CHOOSE_COMMAND = (
+    'workers="${WEB_CONCURRENCY:-$(nproc)}"; '
+    'if [ "$workers" -gt 1 ] 2>/dev/null; then set -- gunicorn --workers "$workers"; else set -- serve; fi; '
+)
+COMMAND_FROM_SHELL = '"$@"'
 
 # Datasette 0.65 reads settings from --setting flags (or a config dir), never metadata.yml.
 SETTINGS = {
@@ -83,7 +90,7 @@ def datasette_args(
     host: str = "127.0.0.1",
     port: int | str = 8001,
     root: Path = PROJECT,
-    workers: int | str = 1,
+    workers: int = 1,
 ) -> list[str]:
     """The arguments after `datasette`: serve `db` immutable with the project's configuration,
     read from `root`: the project, or a folder that holds copies of it (`Path(".")` gives
@@ -91,9 +98,17 @@ def datasette_args(
 
     One worker is `datasette serve`. More are `datasette gunicorn --workers N`
     (datasette-gunicorn: the same options, one Datasette made before gunicorn forks its
-    uvicorn workers, so they share its secret); `workers` may be WORKERS_FROM_ENV."""
-    command = ["serve"] if workers == 1 else ["gunicorn", "--workers", str(workers)]
-    args = [*command, "-i", str(db), "--inspect-file", str(inspect_file)]
+    uvicorn workers, so they share its secret; plugins/gunicorn_settings.py sets the rest)."""
+    return serve_command(workers) + serve_options(db, inspect_file, host, port, root)
+
+
+def serve_command(workers: int) -> list[str]:
+    return ["serve"] if workers == 1 else ["gunicorn", "--workers", str(workers)]
+
+
+def serve_options(db: Path, inspect_file: Path, host: str, port: int | str, root: Path) -> list[str]:
+    """What `datasette serve` and `datasette gunicorn` are both given."""
+    args = ["-i", str(db), "--inspect-file", str(inspect_file)]
     for flag, name in configuration():
         args += [flag, str(root / name)]
     return args + setting_flags() + ["--cors", "--host", host, "--port", str(port)]
@@ -107,12 +122,13 @@ def plain_commands(db: str = "posts.db", inspect_file: str = "inspect.json", por
 
 
 def container_command(db: str = "posts.db", inspect_file: str = "inspect.json") -> list[str]:
-    """The image's CMD: what `build_db.py serve` runs, from the build context's copies of the
-    configuration, on every interface and on $PORT. `exec` makes Datasette the container's
-    main process, so the platform's stop signal reaches it."""
-    args = datasette_args(Path(db), Path(inspect_file), "0.0.0.0", PORT_FROM_ENV, root=Path("."), workers=WORKERS_FROM_ENV)
-    words = [arg if arg in (PORT_FROM_ENV, WORKERS_FROM_ENV) else shlex.quote(arg) for arg in ["datasette", *args]]
-    return ["sh", "-c", "exec " + " ".join(words)]
+    """The image's CMD: what `build_db.py serve --workers N` runs, N one per CPU, from the
+    build context's copies of the configuration, on every interface and on $PORT. `exec`
+    makes Datasette (or gunicorn's master) the container's main process, so the platform's
+    stop signal reaches it."""
+    options = serve_options(Path(db), Path(inspect_file), "0.0.0.0", PORT_FROM_ENV, root=Path("."))
+    words = [arg if arg == PORT_FROM_ENV else shlex.quote(arg) for arg in options]
+    return ["sh", "-c", CHOOSE_COMMAND + "exec datasette " + " ".join([COMMAND_FROM_SHELL, *words])]
 
 
 def inspect_path(db: Path) -> Path:
@@ -183,19 +199,30 @@ def running_server(
 @contextlib.contextmanager
 def supervised(command: list[str], url: str, timeout: float, cwd: Path, env: dict | None = None, stop_wait: float = 10) -> Iterator[subprocess.Popen]:
     """A server started by `command`, yielded once `url` answers (its output kept for the
-    error if it never does); terminated, or else killed, when the block ends."""
+    error if it never does); terminated, or else killed, when the block ends. It starts in a
+    process group of its own, and the whole group is stopped: a killed gunicorn master
+    would leave its workers serving."""
     with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=env, start_new_session=True)
         try:
             wait_until_up(process, url, timeout, log)
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(stop_wait)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_group(process, stop_wait)
+
+
+def stop_group(process: subprocess.Popen, wait: float) -> None:
+    """SIGTERM to the process's group (its own, from start_new_session), then SIGKILL to
+    what is left of it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(wait)
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # the workers, if the master left any
+    process.wait(10)
 
 
 def wait_until_up(process: subprocess.Popen, url: str, timeout: float, log) -> None:

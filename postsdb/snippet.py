@@ -189,7 +189,8 @@ def whole_text_snippet(text: str, pieces: list[str], width: int) -> str:
 
 
 def shortened(text: str, width: int) -> str:
-    """At most `width` characters, and "…" when cut. A text already ending in "…" was cut
-    before (a stored lead): it keeps its mark when it fits, and gets only one when cut again."""
+    """At most `width` characters and a "…" when cut. A text already ending in "…" was cut
+    before (a stored lead): it keeps its mark when the rest fits in `width`, and gets only
+    one when cut again."""
     whole = text.rstrip("…")
     return text if len(whole) <= width else whole[:width].rstrip() + "…"

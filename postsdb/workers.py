@@ -48,6 +48,15 @@ def prepare(source_file: SourceFile, with_search: bool) -> Post | str:
     return post
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as `taskset` sets it), not all the
+    machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def worker_pool(workers: int, setup: Callable[[], None] | None = None) -> ProcessPoolExecutor:
     """Forked processes (they inherit this one's memory), each running `setup` first."""
     context = multiprocessing.get_context("fork")
@@ -69,7 +78,7 @@ def parse_all(files: list[SourceFile], with_search: bool) -> Iterator[tuple[Sour
     process per core while this process writes; at most two batches are in flight, so memory
     stays flat however many files there are."""
     work = functools.partial(prepare, with_search=with_search)
-    workers = os.cpu_count() or 1
+    workers = usable_cpus()
     if workers < 2 or len(files) < PARALLEL_FROM:
         yield from ((f, work(f)) for f in files)
         return

@@ -193,7 +193,7 @@ def index_terms(db_path) -> dict[str, list]:
 
 def test_an_incremental_build_leaves_the_indexes_as_a_fresh_build_would(post_folder, tmp_path):
     long_body = "<p>" + "香港新闻自由的故事" * 40 + "</p>"  # longer than the lead the related index keeps
-    a = make_post(post_folder, "a.md", title="甲", url="https://example.com/a", body=long_body)
+    make_post(post_folder, "a.md", title="甲", url="https://example.com/a", body=long_body)
     make_post(post_folder, "b.md", title="乙", url="https://example.com/b")
     make_post(post_folder, "c.md", title="丙", url="https://example.com/c")
     incremental = tmp_path / "incremental.db"

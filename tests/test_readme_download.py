@@ -11,7 +11,6 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 from postsdb.serve import PROJECT
 

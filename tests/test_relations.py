@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import os
 import sqlite3
 from pathlib import Path
 
@@ -336,6 +337,24 @@ def test_chunks_scored_in_forked_processes_give_the_lists_of_one_process(data_db
     assert len(pools) == 1
     assert forked == alone
     assert [row[:3] for row in forked] == listed  # the build's chunks of 512, in this process
+
+
+def test_when_the_scoring_processes_die_this_one_scores_the_chunks(data_db, monkeypatch):
+    """A scoring process the system kills (out of memory, say) costs time, not the build."""
+    from threadpoolctl import threadpool_limits
+
+    with sqlite3.connect(data_db) as conn:
+        stored = relations.read_stored(conn)
+        copy_rows = set(conn.execute("select article_id, copy_id from article_copies").fetchall())
+    monkeypatch.setattr(relations, "CHUNK", 16)
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 32)
+    parent = os.getpid()
+    monkeypatch.setattr(relations, "one_blas_thread", lambda: os._exit(1) if os.getpid() != parent else None)
+    with threadpool_limits(1, user_api="blas"):
+        survived = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
+        monkeypatch.setattr(relations, "PARALLEL_FROM", 10**9)
+        alone = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
+    assert survived and survived == alone
 
 
 def test_the_sample_relates_every_article_to_others(data_db):

@@ -32,7 +32,7 @@ from postsdb.build import build
 from postsdb.parse import article_id
 from postsdb.search import INDEX_TABLES, LEAD_CHARS
 from postsdb.serve import METADATA, PLUGINS, PROJECT, SETTINGS, TEMPLATES, datasette_args, inspect_path
-from postsdb.serve import PORT_FROM_ENV, WORKERS_FROM_ENV, container_command, free_port, plain_commands, running_server
+from postsdb.serve import CHOOSE_COMMAND, PORT_FROM_ENV, container_command, free_port, plain_commands, running_server, serve_options
 
 DATA = PROJECT / "data"
 METADATA_DICT = yaml.safe_load(METADATA.read_text(encoding="utf-8"))
@@ -186,21 +186,30 @@ def test_command_line_carries_every_setting_and_the_configuration(tmp_path):
 
 def test_container_command_is_the_same_command_on_port_and_workers_from_the_environment():
     shell, flag, script = container_command()
-    assert (shell, flag) == ("sh", "-c") and script.startswith(f"exec datasette gunicorn --workers {WORKERS_FROM_ENV} ")
-    local = datasette_args(Path("posts.db"), Path("inspect.json"), "0.0.0.0", 1234, root=Path("."), workers=4)
-    expected = " ".join(local).replace("--port 1234", f"--port {PORT_FROM_ENV}").replace("--workers 4", f"--workers {WORKERS_FROM_ENV}")
-    assert script == "exec datasette " + expected
+    assert (shell, flag) == ("sh", "-c") and script.startswith(CHOOSE_COMMAND + 'exec datasette "$@" ')
+    local = serve_options(Path("posts.db"), Path("inspect.json"), "0.0.0.0", 1234, root=Path("."))
+    assert script.endswith(" ".join(local).replace("--port 1234", f"--port {PORT_FROM_ENV}"))
     assert PORT_FROM_ENV == '"${PORT:-8080}"'
     assert not [word for word in script.split() if word.startswith("/") or ".." in word]
 
 
-@pytest.mark.parametrize(("environment", "workers", "port"), [({}, str(os.cpu_count()), "8080"), ({"WEB_CONCURRENCY": "3", "PORT": "9000"}, "3", "9000")])
-def test_the_container_shell_picks_one_worker_per_cpu_unless_told(environment, workers, port):
+def container_words(environment: dict) -> list[str]:
+    """The words the image's CMD would run `datasette` with, in this environment."""
     _, _, script = container_command()
     echoed = script.replace("exec datasette ", "printf '%s\\n' ", 1)
     env = {key: value for key, value in os.environ.items() if key not in ("WEB_CONCURRENCY", "PORT")} | environment
-    words = subprocess.run(["sh", "-c", echoed], env=env, capture_output=True, text=True, check=True).stdout.splitlines()
-    assert words[words.index("--workers") + 1] == workers and words[words.index("--port") + 1] == port
+    return subprocess.run(["sh", "-c", echoed], env=env, capture_output=True, text=True, check=True).stdout.splitlines()
+
+
+def test_the_container_runs_one_worker_per_cpu_unless_told():
+    cpus = int(subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout)
+    words = container_words({})
+    assert words[: 3 if cpus > 1 else 1] == (["gunicorn", "--workers", str(cpus)] if cpus > 1 else ["serve"])
+    assert words[words.index("--port") + 1] == "8080"
+    told = container_words({"WEB_CONCURRENCY": "3", "PORT": "9000"})
+    assert told[:3] == ["gunicorn", "--workers", "3"] and told[told.index("--port") + 1] == "9000"
+    for one in ("1", "many"):  # one, or nothing the shell can count: plain `datasette serve`
+        assert container_words({"WEB_CONCURRENCY": one})[:2] == ["serve", "-i"]
 
 
 def test_one_worker_is_datasette_serve_and_more_are_gunicorn():
@@ -286,7 +295,7 @@ async def test_every_table_page_and_its_json(ds):
     assert {"articles", "article_bodies", "images", "links", "tags", "article_tags"} <= set(tables)
     for table in tables:
         page = await get_html(ds, f"/posts/{table}")
-        assert f"<h1" in page and table in page
+        assert "<h1" in page and table in page
         data = await get_json(ds, f"/posts/{table}.json")
         assert data["table"] == table and "rows" in data
     index = await get_html(ds, "/")
@@ -654,3 +663,14 @@ def test_serve_with_two_workers_forks_two_that_serve_the_site(data_db):
             assert client.get(f"/posts/articles/{article['id']}").status_code == 200
             assert client.get("/posts/search.json?q=%E9%A6%99%E6%B8%AF&_shape=array").status_code == 200
     assert not [pid for pid in [server, *workers] if Path(f"/proc/{pid}").exists() and b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_gunicorn_gets_an_access_log_uvicorns_keep_alive_and_no_shared_control_socket(data_db, data_inspect):
+    import datasette_gunicorn
+
+    make_datasette(data_db, data_inspect)  # loads plugins/, gunicorn_settings.py among them
+    application = datasette_gunicorn.StandaloneApplication(app=None, options={"bind": "127.0.0.1:0", "workers": 2})
+    cfg = application.cfg
+    assert (cfg.workers, cfg.accesslog, cfg.keepalive) == (2, "-", 5)
+    assert cfg.worker_class_str == "uvicorn_worker.UvicornWorker"
+    assert cfg.control_socket_disable is True
