@@ -89,9 +89,7 @@ COMMON_SHARE = 0.05  # a term in more of the articles than this is multiplied as
 
 CJK_CLASS = CJK_RUN.pattern[1:-2]  # the inside of its [...]+
 TOKEN = re.compile(f"[{CJK_CLASS}]|[^\\W_{CJK_CLASS}]+")  # one CJK character, or a word
-CJK_RANGES = [(ord(low), ord(high)) for low, high in re.findall("(.)-(.)", CJK_CLASS)]
 LATIN_WORD = re.compile(f"[^\\W_{CJK_CLASS}]{{2,}}")  # a word of two letters or more, no CJK in it
-
 
 
 @dataclass
@@ -122,16 +120,9 @@ def pack_terms(keys: np.ndarray, counts: np.ndarray) -> bytes:
     return zlib.compress(gaps.tobytes() + capped.tobytes(), 1)  # level 6: 4% smaller, three times the time
 
 
-def unpack_terms(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    raw = zlib.decompress(blob)
-    size = len(raw) // 6  # 4 bytes of gap and 2 of count a term
-    keys = np.cumsum(np.frombuffer(raw[: size * 4], dtype=np.uint32), dtype=np.uint64).astype(np.uint32)
-    return keys, np.frombuffer(raw[size * 4 :], dtype=np.uint16)
-
-
 def unpack_all(blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`unpack_terms` of every blob, as whole arrays: the keys (uint32), the counts and
-    each blob's number of terms. Each blob's keys are the running sum of its gaps (in
+    """Every blob that `pack_terms` wrote, as whole arrays: the keys (uint32), the counts
+    and each blob's number of terms. Each blob's keys are the running sum of its gaps (in
     uint32: a blob's keys are sorted 32-bit ids); nothing larger than the result is held.
     Empties `blobs` as it reads them."""
     keys, counts = [], []
@@ -248,15 +239,7 @@ def token_codes(tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
     words = np.flatnonzero(lengths > 1)
     if not len(words):
         return codes, words
-    hashed: dict[str, int] = {}
-    codes[words] = np.fromiter(
-        (hashed[w] if w in hashed else hashed.setdefault(w, word_code(w)) for w in map(tokens.__getitem__, words.tolist())),
-        np.uint64,
-        len(words),
-    )
-    terms = words[codes[words] >= TERM_BIT]
-    codes[terms] -= np.uint64(TERM_BIT)
-    return codes, terms
+    return codes, hash_words(codes, words, map(tokens.__getitem__, words.tolist()))
 
 
 TERM_BIT = 1 << 33
@@ -278,18 +261,22 @@ def text_tokens(normal_text: str) -> tuple[np.ndarray, np.ndarray]:
     words = np.searchsorted(places, word_starts[long_words])  # their token numbers
     if not len(words):
         return codes, words
+    spans = map(slice, word_starts[long_words].tolist(), word_ends[long_words].tolist())
+    return codes, hash_words(codes, words, map(normal_text.__getitem__, spans))
+
+
+def hash_words(codes: np.ndarray, words: np.ndarray, strings) -> np.ndarray:
+    """Put each word's `word_code` at its place (`words`) in `codes`, hashing each distinct
+    word once, and return the places of the words that are terms (their TERM_BIT taken off)."""
     hashed: dict[str, int] = {}
     codes[words] = np.fromiter(
-        (
-            hashed[w] if w in hashed else hashed.setdefault(w, word_code(w))
-            for w in map(normal_text.__getitem__, map(slice, word_starts[long_words].tolist(), word_ends[long_words].tolist()))
-        ),
+        (hashed[w] if w in hashed else hashed.setdefault(w, word_code(w)) for w in strings),
         np.uint64,
         len(words),
     )
     terms = words[codes[words] >= TERM_BIT]
     codes[terms] -= np.uint64(TERM_BIT)
-    return codes, terms
+    return terms
 
 
 @functools.lru_cache(maxsize=1)
@@ -354,17 +341,13 @@ def same_value_pairs(values: np.ndarray) -> list[tuple[int, int]]:
     """Every (i, j), i < j, of the places holding equal values."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
-    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    starts = np.flatnonzero(first_of_runs(ordered))
     sizes = np.diff(np.append(starts, len(values)))
     pairs = []
     for begin, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
         group = sorted(order[begin : begin + size].tolist())
         pairs.extend((a, b) for k, a in enumerate(group) for b in group[k + 1 :])
     return pairs
-
-
-def estimate(first: np.ndarray, second: np.ndarray) -> float:
-    return round(float(np.count_nonzero(first == second)) / NUM_PERM, 4)
 
 
 # --- related articles ---------------------------------------------------------------
@@ -375,10 +358,9 @@ def term_counts(normal_text: str, words: np.ndarray | None = None) -> tuple[np.n
     letters or more, as sorted distinct 32-bit ids (uint32) and their counts (uint32).
     Two terms with one id count as one: rare among the few thousand terms of a text, and
     harmless to a similarity. `words`: the text's `word_ids`, when the caller has them."""
-    codes = np.frombuffer(normal_text.encode("utf-32-le"), dtype="<u4").astype(np.uint64)
-    cjk = np.zeros(len(codes), dtype=bool)
-    for low, high in CJK_RANGES:
-        cjk |= (codes >= low) & (codes <= high)
+    chars = np.frombuffer(normal_text.encode("utf-32-le"), dtype="<u4")
+    cjk = char_kinds()[chars] == CJK_CHAR
+    codes = chars.astype(np.uint64)
     pairs = cjk[:-1] & cjk[1:]
     bigrams = mix((codes[:-1][pairs] << np.uint64(21)) | codes[1:][pairs])
     ids = np.concatenate([bigrams, word_ids(normal_text) if words is None else words])
@@ -659,7 +641,6 @@ select articles.id, articles.title, articles.url, articles.source, articles.publ
 from article_copies join articles on articles.id = article_copies.copy_id
 where article_copies.article_id = :id order by articles.published, articles.id
 """
-
 
 
 @dataclass
