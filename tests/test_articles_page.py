@@ -156,15 +156,21 @@ async def test_a_hit_matched_only_in_its_title_shows_its_lead(ds):
     assert words(item.css_first(".article-item-line")).startswith("Over the last few years, the Chinese Communist Party")
 
 
-# The same question asked of the topics facet (article_tags, plugins/topic_facet.py) and of
-# Datasette's own array facet over the JSON column: every page's topics and counts agree.
-TOPIC_PAGES = [
+# The same questions asked of the one-pass facets (plugins/facet_counts.py: one query for
+# all, topics from article_tags) and of Datasette's own column and array facets, one query
+# each, topics from the JSON column: every page's facets agree, value by value, link by link.
+FACET_PAGES = [
     "/posts/articles.json?_facet_size=max",
     "/posts/articles.json?_search=%E9%A6%99%E6%B8%AF&_facet_size=max",  # 香港
+    "/posts/articles.json?_search=%E9%A6%99%E6%B8%AF&source=iYouPort",  # a search, filtered: a value selected
     "/posts/articles.json?source=iYouPort&_facet_size=max",
     "/posts/articles.json?tags__arraycontains=Newsletters&_facet_size=max",
-    "/posts/articles.json?year=2021&_facet_size=3",
+    "/posts/articles.json?year=2021&_facet_size=3",  # truncated
+    "/posts/articles.json?author__isnull=1",
+    "/posts/articles.json?_search=%E6%B2%A1%E6%9C%89%E8%BF%99%E4%B8%AA%E8%AF%8D%E8%AF%AD",  # no hit: empty facets
 ]
+THEIR_FACETS = ["source", "publication", "author", {"array": "tags"}, "year"]
+OURS = [{"counts": c} for c in ["source", "publication", "author", "tags", "year"]]
 
 
 def datasette_with_facets(db, inspect_file, facets: list):
@@ -174,16 +180,45 @@ def datasette_with_facets(db, inspect_file, facets: list):
     return site
 
 
-@pytest.mark.parametrize("path", TOPIC_PAGES)
-async def test_topics_are_counted_as_the_json_array_counts_them(ds, data_db, data_inspect, path):
+def facet_values(facet: dict) -> list[tuple]:
+    return [(r["value"], r["label"], r["count"], r["selected"], r["toggle_url"]) for r in facet["results"]]
+
+
+async def test_the_configured_facets_are_counted_in_one_pass(data_db, data_inspect):
+    ds = make_datasette(data_db, data_inspect, trace_debug=True)  # ?_trace=1 lists every query a page runs
+    assert ds._metadata_local["databases"]["posts"]["tables"]["articles"]["facets"] == OURS  # as the site asks
+    page = await get_json(ds, "/posts/articles.json?_search=%E9%A6%99%E6%B8%AF&_trace=1")
+    facet_sql = [t["sql"] for t in page["_trace"]["traces"] if "group by" in t["sql"]]
+    assert len(facet_sql) == 1 and "with hits as materialized" in facet_sql[0]
+    assert facet_sql[0].count("articles_fts match") == 1  # the search is matched once for all five
+
+
+@pytest.mark.parametrize("path", FACET_PAGES)
+async def test_facets_count_what_datasettes_own_facets_count(ds, data_db, data_inspect, path):
     ours = (await get_json(ds, path))["facet_results"]
-    # The same page where metadata asks Datasette's own array facet instead.
-    theirs = (await get_json(datasette_with_facets(data_db, data_inspect, [{"array": "tags"}]), path))["facet_results"]
-    assert set(ours) >= {"tags"} and set(theirs) == {"tags"}  # one facet each: no tags_2
-    ours, theirs = ours["tags"], theirs["tags"]
-    assert ours["results"], path  # every page here has topics
-    counted = lambda facet: [(r["value"], r["count"], r["selected"], r["toggle_url"]) for r in facet["results"]]  # noqa: E731
-    assert counted(ours) == counted(theirs) and ours["truncated"] == theirs["truncated"]
+    theirs = (await get_json(datasette_with_facets(data_db, data_inspect, THEIR_FACETS), path))["facet_results"]
+    assert list(ours) == ["source", "publication", "author", "tags", "year"] and set(theirs) == set(ours)  # no tags_2
+    if "%E6%B2%A1" not in path:
+        assert all(ours[name]["results"] for name in ("source", "tags", "year")), path
+    for name in ours:
+        assert facet_values(ours[name]) == facet_values(theirs[name]), (path, name)
+        for key in ("type", "truncated", "hideable"):
+            assert ours[name][key] == theirs[name][key], (path, name, key)
+
+
+async def test_a_facet_the_url_also_asks_of_datasette_is_shown_once(ds):
+    page = await get_json(ds, "/posts/articles.json?_facet=source&_facet_array=tags&_search=%E9%A6%99%E6%B8%AF")
+    assert {"source", "tags", "year"} <= set(page["facet_results"]) and not {"source_2", "tags_2"} & set(page["facet_results"])
+    assert page["facet_results"]["source"]["hideable"]  # Datasette's, asked in the URL
+    assert not page["facet_results"]["year"]["hideable"]  # ours, configured
+
+
+async def test_a_facet_asked_in_the_url_is_counted_in_the_same_pass(ds, data_db, data_inspect):
+    path = "/posts/articles.json?_facet_counts=month&year=2021"
+    ours = (await get_json(ds, path))["facet_results"]
+    theirs = (await get_json(datasette_with_facets(data_db, data_inspect, []), "/posts/articles.json?_facet=month&year=2021"))["facet_results"]
+    assert ours["month"]["hideable"] and "_facet_counts" not in ours["month"]["toggle_url"]
+    assert [(r["value"], r["count"]) for r in ours["month"]["results"]] == [(r["value"], r["count"]) for r in theirs["month"]["results"]]
 
 
 async def test_the_topics_facet_reads_the_join_table(data_db, data_inspect, tmp_path):
@@ -195,8 +230,8 @@ async def test_the_topics_facet_reads_the_join_table(data_db, data_inspect, tmp_
         ).fetchone()
         conn.execute("delete from article_tags where article_id = ? and tag_id = ?", (article, tag))
     path = "/posts/articles.json?_facet_size=max"
-    before = await get_json(datasette_with_facets(data_db, data_inspect, [{"topics": "tags"}]), path)
-    after = await get_json(datasette_with_facets(changed, data_inspect, [{"topics": "tags"}]), path)
+    before = await get_json(datasette_with_facets(data_db, data_inspect, OURS), path)
+    after = await get_json(datasette_with_facets(changed, data_inspect, OURS), path)
     counts = lambda page: {r["value"]: r["count"] for r in page["facet_results"]["tags"]["results"]}  # noqa: E731
     assert counts(after).get(name, 0) == counts(before)[name] - 1
     assert {k: v for k, v in counts(after).items() if k != name} == {k: v for k, v in counts(before).items() if k != name}

@@ -103,15 +103,15 @@ def build_site(folder: Path, image: str = "https://news.example.com/img/1.png") 
     return db_path
 
 
-def make_datasette(db: Path, inspect_file: Path) -> Datasette:
-    """The same configuration `datasette_args` puts on the command line."""
+def make_datasette(db: Path, inspect_file: Path, **settings) -> Datasette:
+    """The same configuration `datasette_args` puts on the command line (`settings` added)."""
     return Datasette(
         immutables=[str(db)],
         inspect_data=json.loads(inspect_file.read_text()),
         metadata=copy.deepcopy(METADATA_DICT),  # Datasette writes into the dict it is given
         plugins_dir=str(PLUGINS),
         template_dir=str(TEMPLATES),
-        settings=SETTINGS,
+        settings={**SETTINGS, **settings},
         cors=True,
     )
 
