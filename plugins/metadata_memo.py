@@ -13,14 +13,14 @@ metadata (`datasette._metadata_local = …`) is answered from it. `$env` secrets
 settings are read once, at the first look-up.
 
 A URL can name any table (`/posts/<anything>/1` checks its permission before Datasette
-finds there is no such table), so each method keeps at most KEPT answers, the least
-recently asked going first: the site's own few tables and settings always fit.
+finds there is no such table), so each method keeps at most KEPT answers, the first
+asked going first: a flood of made-up names costs the site's own answers one look-up
+each when next asked.
 """
 
 from __future__ import annotations
 
 import functools
-from collections import OrderedDict
 
 from datasette.app import Datasette
 from datasette.plugins import pm
@@ -36,15 +36,16 @@ def remembered(method):
     def lookup(self, *args, **kwargs):
         if pm.hook.get_metadata.get_hookimpls():
             return method(self, *args, **kwargs)
-        answers = self.__dict__.setdefault(attribute, OrderedDict())
-        key = (id(self._metadata_local), args, tuple(sorted(kwargs.items())))
+        # Looked up 1,700 times on a page of 50 articles: a plain dict, the key as the call
+        # spells it (its call sites always name the same arguments in the same order).
+        answers = self.__dict__.setdefault(attribute, {})
+        key = (id(self._metadata_local), args, tuple(kwargs.items()))
         try:
-            answers.move_to_end(key)
             return answers[key]
         except KeyError:
+            if len(answers) >= KEPT:  # the oldest goes first; the site's own come back at their next call
+                del answers[next(iter(answers))]
             answer = answers[key] = method(self, *args, **kwargs)
-            if len(answers) > KEPT:
-                answers.popitem(last=False)
             return answer
 
     lookup.remembers = method
