@@ -151,7 +151,7 @@ INDEXES = {
     # counts by source too (reader.SOURCES), as an index on source alone did.
     # (year, …) and (month, …) cover the articles page's facets: the counts by source,
     # publication, author, year and month of the rows of one year or one month are read
-    # from the index alone, not from every matching row (FACET_COLUMNS).
+    # from the index alone, not from every matching row (plugins/facet_counts.py).
     "articles": [
         ["published"],
         ["published_date"],
@@ -162,6 +162,11 @@ INDEXES = {
         ["author"],
         ["url"],
     ],
+    # article_bodies' own key again, alone: Datasette counts the rows of every filtered table
+    # page (`?article_id__gte=…`), and a count over a range of the key read every body's
+    # pages (38 ms for 25,000 rows on the sample ×300); this narrow index holds the keys
+    # alone (0.05 ms on ×30, against 4.8).
+    "article_bodies": [["article_id"]],
     "images": [["src"]],
     "links": [["domain"], ["href"]],
     "tags": [["kind", "name"], ["name"]],
@@ -170,7 +175,6 @@ INDEXES = {
     "article_copies": [["copy_id"]],
     "related_articles": [["related_id"]],
 }
-FACET_COLUMNS = ("source", "publication", "author", "year", "month")  # metadata.yml's facets on articles, and month
 UNIQUE_INDEXES = {("articles", "url"), ("tags", "kind", "name")}
 
 
