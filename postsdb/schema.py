@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-# Bump when a table changes shape: an older database is then rebuilt from scratch.
-SCHEMA_VERSION = 6  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles; 5: articles.lead, authors never a site's name; 6: article_copies, article_revisions, related_articles, article_features
+# Bump when a table or an index changes: an older database is then rebuilt from scratch.
+SCHEMA_VERSION = 7  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles; 5: articles.lead, authors never a site's name; 6: article_copies, article_revisions, related_articles, article_features; 7: the index of article_bodies(article_id)
 
 TABLES = {
     "articles": {
