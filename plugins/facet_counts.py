@@ -85,10 +85,14 @@ class CountsFacet(Facet):
     type = "counts"
 
     async def facet_results(self):
-        configs = [c for c in self.get_configs() if not self.asked_of_theirs(self.column(c["config"]))]
+        configs, columns = [], []
+        for config in self.get_configs():  # metadata's first, then the URL's
+            column = self.column(config["config"])
+            if column not in columns and not self.asked_of_theirs(column):  # each column once
+                configs.append(config)
+                columns.append(column)
         if not configs:
             return [], []
-        columns = [self.column(c["config"]) for c in configs]
         size = self.get_facet_size()
         try:
             rows = await self.ds.execute(

@@ -213,6 +213,12 @@ async def test_a_facet_the_url_also_asks_of_datasette_is_shown_once(ds):
     assert not page["facet_results"]["year"]["hideable"]  # ours, configured
 
 
+async def test_a_configured_facet_asked_again_in_the_url_is_shown_once(ds):
+    page = await get_json(ds, "/posts/articles.json?_facet_counts=source&_facet_counts=%7B%22simple%22%3A%22year%22%7D")
+    assert list(page["facet_results"]) == ["source", "publication", "author", "tags", "year"]
+    assert not page["facet_results"]["source"]["hideable"]  # the configured one
+
+
 async def test_a_facet_asked_in_the_url_is_counted_in_the_same_pass(ds, data_db, data_inspect):
     path = "/posts/articles.json?_facet_counts=month&year=2021"
     ours = (await get_json(ds, path))["facet_results"]
