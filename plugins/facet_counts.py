@@ -1,17 +1,12 @@
-"""The articles page's facets, every one counted in one pass over the page's rows.
+"""The articles page's facets, every one counted in one query (postsdb/facets.py).
 
 Datasette's column facet runs one query per facet, each selecting the page's rows again:
 on a search, each repeats the full-text match and reads every hit's row. With five facets
 that was most of a search page's SQL, and it grew with the hits. This facet type counts all
-the facets configured for it in one query: the rows are selected once (a materialized CTE
-of the few columns counted), then each column is grouped, and `row_number()` keeps each
-facet's first `facet_size + 1` values. On the sample ×30 that took a search's facet SQL
-from 9–21 ms to 2–7; on a page filtered through an index it costs what the separate queries
-did.
-
-A JSON array column whose values the build also writes as rows of a join table
-(`articles.tags` → `article_tags` → `tags`, postsdb/schema.py) is counted from those rows
-through their indexes, not by expanding every row's JSON as Datasette's array facet does.
+the facets configured for it in one query (`counts_sql`): on the sample ×30 that took a
+search's facet SQL from 9–21 ms to 2–7; on a page filtered through an index it costs what
+the separate queries did. The whole table's counts, for the unfiltered page, the build
+keeps in `facet_counts`. Topics are counted from `article_tags`, not from the JSON column.
 
 What a page gets is what Datasette's own facets give: the same values, counts, order,
 `truncated`, and links (`source=…`, or `tags__arraycontains=…` for the array), reported as
@@ -26,7 +21,8 @@ In metadata.yml: `facets: [{counts: source}, {counts: tags}, …]`; in a URL:
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import json
+import re
 from urllib.parse import parse_qsl, urlencode
 
 from datasette import hookimpl
@@ -34,53 +30,11 @@ from datasette.database import QueryInterrupted
 from datasette.facets import Facet
 from datasette.utils import escape_sqlite, path_with_removed_args
 
-
-class JoinedArray(NamedTuple):  # (a dataclass cannot live in a plugins-dir module: it is not in sys.modules)
-    """A JSON array column whose values the build also wrote as rows of a join table."""
-
-    key: str  # articles.id
-    through: str  # article_tags
-    row_key: str  # article_tags.article_id → the faceted table's `key`
-    value_key: str  # article_tags.tag_id → values.id
-    values: str  # tags
-    value_column: str  # tags.name
+from postsdb.facets import COUNTED, JOINED_ARRAYS, STORED_SQL, counts_sql
 
 
-# (table, JSON array column) → where its values live as rows (postsdb/schema.py).
-JOINED_ARRAYS = {("articles", "tags"): JoinedArray("id", "article_tags", "article_id", "tag_id", "tags", "name")}
 # Datasette's facet types that count the same thing, for a column the URL asks of them.
 THEIR_TYPES = {"column": "_facet", "array": "_facet_array"}
-
-
-def counts_sql(table: str, table_sql: str, columns: list[str], limit: int) -> str:
-    """(facet, value, count) rows: each column's `limit` most frequent values among the rows
-    `table_sql` selects, most first, then by value, as Datasette's facets order them. The
-    i-th column's rows have facet = i. A value can be both a category and a tag of one
-    article, hence count(distinct …) for a joined array, whose rows are read article by
-    article (`cross join` keeps that order: with ANALYZE's statistics, SQLite preferred to
-    read every value's rows of the join table and look each up among the hits)."""
-    joined = {column: JOINED_ARRAYS.get((table, column)) for column in columns}
-    keys = sorted({array.key for array in joined.values() if array})
-    selected = ", ".join(escape_sqlite(name) for name in dict.fromkeys(keys + [c for c in columns if not joined[c]]))
-    parts = []
-    for facet, column in enumerate(columns):
-        if array := joined[column]:
-            parts.append(
-                f"select {facet} as facet, v.[{array.value_column}] as value, count(distinct t.[{array.row_key}]) as count"
-                f" from hits cross join [{array.through}] t on t.[{array.row_key}] = hits.[{array.key}]"
-                f" join [{array.values}] v on v.id = t.[{array.value_key}] group by v.[{array.value_column}]"
-            )
-        else:
-            name = escape_sqlite(column)
-            parts.append(f"select {facet} as facet, {name} as value, count(*) as count from hits where {name} is not null group by {name}")
-    union = "\n union all ".join(parts)
-    return f"""
-        with hits as materialized (select {selected} from ({table_sql})),
-        counted as ({union})
-        select facet, value, count from (
-            select *, row_number() over (partition by facet order by count desc, value) as place from counted
-        ) where place <= {int(limit)} order by facet, place
-    """
 
 
 class CountsFacet(Facet):
@@ -96,19 +50,19 @@ class CountsFacet(Facet):
         if not configs:
             return [], []
         size = self.get_facet_size()
+        if await self.whole_table_counted(columns):  # the build counted them: postsdb/facets.py
+            sql, params = STORED_SQL, {"columns": json.dumps(columns), "limit": size + 1}
+        else:
+            sql, params = counts_sql(self.table, self.sql, columns, size + 1), self.params
         try:
             rows = await self.ds.execute(
-                self.database,
-                counts_sql(self.table, self.sql, columns, size + 1),
-                self.params,
-                truncate=False,
-                custom_time_limit=self.ds.setting("facet_time_limit_ms"),
+                self.database, sql, params, truncate=False, custom_time_limit=self.ds.setting("facet_time_limit_ms")
             )
         except QueryInterrupted:
             return [], columns
         counted = [[] for _ in columns]
         for facet, value, count in rows.rows:
-            counted[facet].append((value, count))
+            counted[columns.index(facet) if isinstance(facet, str) else facet].append((value, count))
         links = Links(self.ds, self.request)
         keyed = {key["column"] for key in await self.ds.get_database(self.database).foreign_keys_for_table(self.table)}
         results = []
@@ -127,6 +81,18 @@ class CountsFacet(Facet):
                 }
             )
         return results, []
+
+    async def whole_table_counted(self, columns: list[str]) -> bool:
+        """Whether the page is the whole articles table (no filter, no search) and the build
+        kept the counts of all its columns (a database built before `facet_counts` has none)."""
+        if self.table != "articles" or self.params or not set(columns) <= set(COUNTED):
+            return False
+        if not re.fullmatch(rf"select .+ from {re.escape(escape_sqlite(self.table))}\s*", self.sql, re.S):
+            return False
+        known = self.ds.__dict__.setdefault("_facet_counts_stored", {})  # the database never changes while served
+        if self.database not in known:
+            known[self.database] = await self.ds.get_database(self.database).table_exists("facet_counts")
+        return known[self.database]
 
     @staticmethod
     def column(config: dict) -> str:

@@ -8,7 +8,8 @@ database exactly as it was.
 Each concern has its module: `scan` finds and hashes the files, `state` reads the previous
 build and forgets what changed, `workers` parses on every core, `load` writes the rows,
 `relations` derives copies, revisions' order and related articles from the loaded texts,
-and `swap` does the atomic file swap. This module runs them in order.
+`facets` counts the articles page's facets over the whole table, and `swap` does the
+atomic file swap. This module runs them in order.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from postsdb import relations
+from postsdb import facets, relations
 from postsdb.load import Loader
 from postsdb.scan import hash_files, scan_sources
 from postsdb.state import EMPTY_STATE, differs, forget_changed, read_state
@@ -78,6 +79,7 @@ def build(
                 tick()
             loader.finish()
             relations.update(conn)
+            facets.store_counts(conn)
             check_foreign_keys(conn)
             after = dict(conn.execute("select id, sha256 from articles").fetchall())
             count_changes(summary, (previous or EMPTY_STATE).articles, after)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 # Bump when a table or an index changes: an older database is then rebuilt from scratch.
-SCHEMA_VERSION = 7  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles; 5: articles.lead, authors never a site's name; 6: article_copies, article_revisions, related_articles, article_features; 7: the index of article_bodies(article_id)
+SCHEMA_VERSION = 7  # 2: articles.publication, tags.kind, topics read from the page; 3: the search index holds characters, not bigrams; 4: related_fts, the index of leads for related articles; 5: articles.lead, authors never a site's name; 6: article_copies, article_revisions, related_articles, article_features; 7: the index of article_bodies(article_id), facet_counts
 
 TABLES = {
     "articles": {
@@ -127,6 +127,13 @@ TABLES = {
         "pk": "article_id",
         "foreign_keys": [("article_id", "articles", "id")],
         "not_null": {"terms"},
+    },
+    # The facets' counts over the whole articles table (postsdb/facets.py), for its unfiltered
+    # page. `value` is declared BLOB so that each value keeps its type: a year stays a number.
+    "facet_counts": {
+        "columns": {"facet": str, "value": bytes, "count": int},
+        "pk": ("facet", "value"),
+        "not_null": {"count"},
     },
     "builds": {
         "columns": {

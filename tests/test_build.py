@@ -399,3 +399,26 @@ def test_same_names_in_two_sources_stay_two_files(tmp_path):
         "a/_posts/x.md",
         "b/_posts/x.md",
     ]
+
+
+def test_the_kept_facet_counts_follow_an_incremental_build(tmp_path):
+    """facet_counts (postsdb/facets.py) after posts are added and removed: what a fresh
+    build keeps, and what counting the articles now gives."""
+    sources = copy_corpus(tmp_path / "corpus")
+    db_path = tmp_path / "incremental.db"
+    build(sources, db_path)
+    posts = sorted(p for source in sources for p in source.rglob("*") if p.suffix in (".md", ".html"))
+    for gone in posts[:5]:
+        gone.unlink()
+    make_post(sources[0], "new-post.md", date="1999-01-01T00:00:00Z", url="https://example.com/new")
+    assert build(sources, db_path).wrote
+    fresh = tmp_path / "fresh.db"
+    build(sources, fresh)
+    kept = rows(db_path, "select facet, value, count from facet_counts order by 1, 2")
+    assert kept == rows(fresh, "select facet, value, count from facet_counts order by 1, 2")
+    assert ("year", 1999, 1) in kept and ("author", "作者", 1) in kept  # the new post, its year a number
+    with sqlite3.connect(db_path) as conn:
+        years = conn.execute("select year, count(*) from articles group by year").fetchall()
+        topics = conn.execute("select name, count(distinct article_id) from article_tags join tags on tags.id = tag_id group by name").fetchall()
+    assert sorted((v, n) for f, v, n in kept if f == "year") == sorted(years)
+    assert sorted((v, n) for f, v, n in kept if f == "tags") == sorted(topics)
