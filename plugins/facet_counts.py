@@ -11,8 +11,9 @@ keeps in `facet_counts`. Topics are counted from `article_tags`, not from the JS
 What a page gets is what Datasette's own facets give: the same values, counts, order,
 `truncated`, and links (`source=…`, or `tags__arraycontains=…` for the array), reported as
 type `column` or `array` (tests/test_articles_page.py compares them with Datasette's).
-One query means one time limit: if it passes `facet_time_limit_ms`, every facet of the
-type is reported timed out. A column that the URL also asks of Datasette's own facets
+The configured facets share one query and one time limit (`facet_time_limit_ms`); the
+columns a URL asks for (`_facet_counts=`) are counted in a query of their own, so a slow
+one times out alone. A column that the URL also asks of Datasette's own facets
 (`_facet=source`, `_facet_array=tags`) is left to them: one facet each, no `source_2`.
 
 In metadata.yml: `facets: [{counts: source}, {counts: tags}, …]`; in a URL:
@@ -21,8 +22,8 @@ In metadata.yml: `facets: [{counts: source}, {counts: tags}, …]`; in a URL:
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
 from urllib.parse import parse_qsl, urlencode
 
 from datasette import hookimpl
@@ -30,7 +31,7 @@ from datasette.database import QueryInterrupted
 from datasette.facets import Facet
 from datasette.utils import escape_sqlite, path_with_removed_args
 
-from postsdb.facets import COUNTED, JOINED_ARRAYS, STORED_SQL, counts_sql
+from postsdb.facets import JOINED_ARRAYS, STORED_FACETS_SQL, STORED_SQL, counts_sql
 
 
 # Datasette's facet types that count the same thing, for a column the URL asks of them.
@@ -50,25 +51,31 @@ class CountsFacet(Facet):
         if not configs:
             return [], []
         size = self.get_facet_size()
-        if await self.whole_table_counted(columns):  # the build counted them: postsdb/facets.py
-            sql, params = STORED_SQL, {"columns": json.dumps(columns), "limit": size + 1}
-        else:
-            sql, params = counts_sql(self.table, self.sql, columns, size + 1), self.params
-        try:
-            rows = await self.ds.execute(
-                self.database, sql, params, truncate=False, custom_time_limit=self.ds.setting("facet_time_limit_ms")
-            )
-        except QueryInterrupted:
-            return [], columns
-        counted = [[] for _ in columns]
-        for facet, value, count in rows.rows:
-            counted[columns.index(facet) if isinstance(facet, str) else facet].append((value, count))
+        stored = await self.stored_columns()
+        asked = {column for column, config in zip(columns, configs) if config["source"] != "metadata"}
+        # Three queries at most, each with its own time limit: what the build counted, the
+        # configured facets, the URL's. A slow column asked in the URL costs only itself.
+        batches = [
+            (True, [c for c in columns if c in stored]),
+            (False, [c for c in columns if c not in stored and c not in asked]),
+            (False, [c for c in columns if c not in stored and c in asked]),
+        ]
+        found, timed_out = {}, []
+        for from_build, batch in batches:
+            if batch:
+                try:
+                    found.update(await self.count(batch, from_build, size + 1))
+                except QueryInterrupted:
+                    timed_out.extend(batch)
         links = Links(self.ds, self.request)
         keyed = {key["column"] for key in await self.ds.get_database(self.database).foreign_keys_for_table(self.table)}
         results = []
-        for config, column, found in zip(configs, columns, counted):
+        for config, column in zip(configs, columns):
+            if column not in found:
+                continue
+            values = found[column]
             kind = "array" if (self.table, column) in JOINED_ARRAYS else "column"
-            labels = await self.labels(column, [value for value, _ in found[:size]], keyed) if kind == "column" else {}
+            labels = await self.labels(column, [value for value, _ in values[:size]], keyed) if kind == "column" else {}
             argument = f"{column}__arraycontains" if kind == "array" else (f"{column}__exact" if column.startswith("_") else column)
             results.append(
                 {
@@ -76,23 +83,41 @@ class CountsFacet(Facet):
                     "type": kind,
                     "hideable": config["source"] != "metadata",
                     "toggle_url": self.ds.urls.path(path_with_removed_args(self.request, {f"_facet_{self.type}": column})),
-                    "results": [links.value(argument, value, count, labels.get((column, value), value)) for value, count in found[:size]],
-                    "truncated": len(found) > size,
+                    "results": [links.value(kind, argument, value, n, labels.get((column, value), value)) for value, n in values[:size]],
+                    "truncated": len(values) > size,
                 }
             )
-        return results, []
+        return results, timed_out
 
-    async def whole_table_counted(self, columns: list[str]) -> bool:
-        """Whether the page is the whole articles table (no filter, no search) and the build
-        kept the counts of all its columns (a database built before `facet_counts` has none)."""
-        if self.table != "articles" or self.params or not set(columns) <= set(COUNTED):
-            return False
-        if not re.fullmatch(rf"select .+ from {re.escape(escape_sqlite(self.table))}\s*", self.sql, re.S):
-            return False
-        known = self.ds.__dict__.setdefault("_facet_counts_stored", {})  # the database never changes while served
-        if self.database not in known:
-            known[self.database] = await self.ds.get_database(self.database).table_exists("facet_counts")
-        return known[self.database]
+    async def count(self, columns: list[str], from_build: bool, limit: int) -> dict[str, list]:
+        """Each column's first `limit` (value, count) pairs, from the build's counts or counted now."""
+        if from_build:
+            sql, params = STORED_SQL, {"columns": json.dumps(columns), "limit": limit}
+        else:
+            sql, params = counts_sql(self.table, self.sql, columns, limit), self.params
+        rows = await self.ds.execute(self.database, sql, params, truncate=False, custom_time_limit=self.ds.setting("facet_time_limit_ms"))
+        found = {column: [] for column in columns}
+        for facet, value, n in rows.rows:
+            found[facet if from_build else columns[facet]].append((value, n))
+        return found
+
+    async def stored_columns(self) -> set[str]:
+        """The columns whose counts the build kept, if this page is the whole articles table
+        (its SQL exactly Datasette's with no filter, no search, no `_where`, no `_next`);
+        else none. A database built before `facet_counts` has none."""
+        db = self.ds.get_database(self.database)
+        if self.table != "articles" or self.params:
+            return set()
+        whole = "select " + ", ".join(escape_sqlite(c) for c in await db.table_columns(self.table)) + f" from {escape_sqlite(self.table)} "
+        if self.sql != whole:
+            return set()
+        known = self.ds.__dict__.setdefault("_facet_counts_stored", {})
+        if self.database in known:
+            return known[self.database]
+        names = {row[0] for row in await db.execute(STORED_FACETS_SQL)} if await db.table_exists("facet_counts") else set()
+        if not db.is_mutable:  # an immutable database never changes while served
+            known[self.database] = names
+        return names
 
     @staticmethod
     def column(config: dict) -> str:
@@ -105,28 +130,40 @@ class CountsFacet(Facet):
         return await self.ds.expand_foreign_keys(self.database, self.table, column, values)
 
     def asked_of_theirs(self, column: str) -> bool:
+        """Whether the URL asks Datasette's own facet of this kind for the column, by name
+        or as a JSON config (`_facet={"simple": "source"}`)."""
         kind = "array" if (self.table, column) in JOINED_ARRAYS else "column"
-        return column in self.request.args.getlist(THEIR_TYPES[kind])
+        for asked in self.request.args.getlist(THEIR_TYPES[kind]):
+            if asked.startswith("{"):
+                with contextlib.suppress(ValueError, AttributeError):
+                    config = json.loads(asked)
+                    asked = config.get("column") or config.get("simple")
+            if asked == column:
+                return True
+        return False
 
 
 class Links:
     """Each value's link, as Datasette's facets write it (`path_with_added_args`, then
     `absolute_url`), with the page's own query parsed and encoded once rather than once a
-    value: the page's URL, then `&column=value`."""
+    value: the page's URL, then `&column=value`. Datasette's column facet passes the path
+    through `urls.path` (under a `base_url`, the prefix twice) and its array facet does not;
+    each kind's links are written as its own facet writes them."""
 
     def __init__(self, ds, request):
         self.ds, self.request = ds, request
         self.pairs = parse_qsl(request.query_string, keep_blank_values=True)
         self.stem = urlencode(parse_qsl(request.query_string))  # what path_with_added_args keeps
-        self.page = ds.absolute_url(request, ds.urls.path(request.path))
+        self.pages = {"column": ds.absolute_url(request, ds.urls.path(request.path)), "array": ds.absolute_url(request, request.path)}
 
-    def value(self, argument: str, value, count: int, label) -> dict:
+    def value(self, kind: str, argument: str, value, count: int, label) -> dict:
         selected = (argument, str(value)) in self.pairs
         if selected:
-            url = self.ds.absolute_url(self.request, self.ds.urls.path(path_with_removed_args(self.request, {argument: str(value)})))
+            path = path_with_removed_args(self.request, {argument: str(value)})
+            url = self.ds.absolute_url(self.request, self.ds.urls.path(path) if kind == "column" else path)
         else:
             added = urlencode([(argument, value)])
-            url = f"{self.page}?{self.stem}&{added}" if self.stem else f"{self.page}?{added}"
+            url = f"{self.pages[kind]}?{self.stem}&{added}" if self.stem else f"{self.pages[kind]}?{added}"
         return {"value": value, "label": label, "count": count, "toggle_url": url, "selected": selected}
 
 

@@ -6,7 +6,8 @@ articles) and deep-copies all of it on every table permission check (`view-table
 a page). That work grows with metadata.yml, and the answers cannot change while the server
 runs: the metadata is read once at start, and no installed plugin supplies metadata of its
 own (`get_metadata`). So both are remembered per Datasette instance, for each set of
-arguments; if a `get_metadata` plugin is ever installed, nothing is remembered.
+arguments (plugin settings only for the plugins that render cells, which only read them);
+if a `get_metadata` plugin is ever installed, nothing is remembered.
 
 The key includes the identity of the metadata Datasette holds, so an instance given new
 metadata (`datasette._metadata_local = …`) is answered from it. `$env` secrets in plugin
@@ -25,16 +26,24 @@ import functools
 from datasette.app import Datasette
 from datasette.plugins import pm
 
-REMEMBERED = ("plugin_config", "_table_permission_allows")
 KEPT = 256  # answers a method keeps, per Datasette instance
+# The plugins whose settings are asked for on every cell. An answer remembered is one object
+# shared by every later caller, and some plugins write into theirs (datasette-dashboards
+# adds its filters to the config it is given): only these, which only read theirs, get one.
+CELL_RENDERERS = {"datasette-render-html", "datasette-render-markdown"}
+# Each method remembered, and which of its calls (their positional arguments).
+REMEMBERED = {
+    "plugin_config": lambda args: bool(args) and args[0] in CELL_RENDERERS,
+    "_table_permission_allows": lambda args: True,  # a yes or a no
+}
 
 
-def remembered(method):
+def remembered(method, shared):
     attribute = f"_remembered_{method.__name__}"
 
     @functools.wraps(method)
     def lookup(self, *args, **kwargs):
-        if pm.hook.get_metadata.get_hookimpls():
+        if not shared(args) or pm.hook.get_metadata.get_hookimpls():
             return method(self, *args, **kwargs)
         # Looked up 1,700 times on a page of 50 articles: a plain dict, the key as the call
         # spells it (its call sites always name the same arguments in the same order).
@@ -52,7 +61,7 @@ def remembered(method):
     return lookup
 
 
-for name in REMEMBERED:
+for name, shared in REMEMBERED.items():
     method = getattr(Datasette, name)
     if not hasattr(method, "remembers"):  # a plugins dir loaded twice in one process
-        setattr(Datasette, name, remembered(method))
+        setattr(Datasette, name, remembered(method, shared))

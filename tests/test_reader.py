@@ -119,6 +119,20 @@ async def test_no_cell_merges_the_metadata(ds, monkeypatch):
     assert len(merges) < 50, sorted({args[0] for args in merges})
 
 
+async def test_a_plugin_that_writes_into_its_settings_gets_them_fresh(ds):
+    # datasette-dashboards adds its filters to the config it is given: a remembered answer
+    # would carry one request's changes into the next (plugins/metadata_memo.py).
+    assert (await ds.client.get("/-/dashboards/archive")).status_code == 200
+    first = ds.plugin_config("datasette-dashboards")
+    first["archive"]["title"] = "changed by a request"
+    first["archive"]["filters"] = {"x": {}}
+    again = ds.plugin_config("datasette-dashboards")
+    assert again["archive"]["title"] != "changed by a request" and "x" not in (again["archive"].get("filters") or {})
+    assert ds.plugin_config("datasette-render-html", database="posts", table="article_bodies") is ds.plugin_config(
+        "datasette-render-html", database="posts", table="article_bodies"
+    )  # the cell renderers' settings, read on every cell, are remembered
+
+
 async def test_made_up_table_names_do_not_grow_the_remembered_answers(ds):
     # Each URL below asks for the permission of a table that does not exist: the answers kept
     # stay bounded (plugins/metadata_memo.py KEPT), and the real pages keep theirs.
