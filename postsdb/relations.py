@@ -85,12 +85,12 @@ STOP_WORDS = frozenset(
 )
 # Candidates: an article looks up its TOP_TERMS heaviest terms, and takes from each the
 # POSTINGS articles heaviest in it; at most TOP_TERMS x POSTINGS candidates an article.
-TOP_TERMS = 30
-POSTINGS = 30
+TOP_TERMS = 50
+POSTINGS = 15
 CHUNK = 65_536  # pairs scored at once
 PARALLEL_FROM = 2 * CHUNK  # fewer pairs than this are scored in one process: no fork to pay
 ROWS = 2048  # rows of the matrix read at once to find the candidates
-LOOKUPS = 65_536  # (article, term) look-ups done at once
+LOOKED_UP = 1 << 21  # entries of the posting lists read at once
 CUT_FROM = 1 << 22  # scored pairs held before the lists are cut down to their best
 
 CJK_CLASS = CJK_RUN.pattern[1:-2]  # the inside of its [...]+
@@ -443,16 +443,20 @@ def candidate_pairs(matrix, copies: np.ndarray) -> np.ndarray:
 
 
 def proposals(matrix, copies: np.ndarray):
-    """(article, other) arrays, LOOKUPS of the articles' terms at a time: what each
-    article proposes (`candidate_pairs`)."""
+    """(article, other) arrays, about LOOKED_UP entries of the lists read at a time: what
+    each article proposes (`candidate_pairs`)."""
     size = matrix.shape[0]
     if size < 2:
         return
     rows, terms = heaviest_terms(matrix)
+    if not len(rows):  # no article shares a term with another
+        return
     skipped = 1 + np.bincount(copies // size, minlength=size)  # the article and its copies, per article
     starts, listed = posting_lists(matrix, terms, POSTINGS + int(skipped.max()))
-    for begin in range(0, len(rows), LOOKUPS):
-        row, term = rows[begin : begin + LOOKUPS], terms[begin : begin + LOOKUPS]
+    read = np.cumsum(np.minimum(starts[terms + 1] - starts[terms], POSTINGS + skipped[rows]))
+    bounds = np.searchsorted(read, np.arange(0, int(read[-1]), LOOKED_UP), side="right").tolist() + [len(rows)]
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        row, term = rows[begin:end], terms[begin:end]
         yield looked_up(starts, listed, row, term, skipped[row], copies, size)
 
 
