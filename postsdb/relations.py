@@ -91,6 +91,7 @@ CHUNK = 65_536  # pairs scored at once
 PARALLEL_FROM = 2 * CHUNK  # fewer pairs than this are scored in one process: no fork to pay
 ROWS = 2048  # rows of the matrix read at once to find the candidates
 LOOKED_UP = 1 << 21  # entries of the posting lists read at once
+BLOBS = 2048  # articles' terms unpacked at once to build the matrix
 CUT_FROM = 1 << 22  # scored pairs held before the lists are cut down to their best
 
 CJK_CLASS = CJK_RUN.pattern[1:-2]  # the inside of its [...]+
@@ -218,7 +219,7 @@ def shingles_of(codes: np.ndarray) -> np.ndarray:
 
 def distinct(values: np.ndarray) -> np.ndarray:
     """np.unique(values) by one plain sort: np.unique hashes integers, ten times slower on
-    the few thousand values of a text."""
+    the few thousand values of a text, and on the millions of pairs of an archive."""
     ordered = np.sort(values)
     return ordered[first_of_runs(ordered)]
 
@@ -332,7 +333,7 @@ def copy_arrays(signatures: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarr
     candidates = none
     for band in range(bands):
         part = np.ascontiguousarray(values[:, band * width : (band + 1) * width]).view(np.dtype((np.void, 4 * width))).ravel()
-        candidates = np.union1d(candidates, same_value_pairs(part))
+        candidates = distinct(np.concatenate([candidates, same_value_pairs(part)]))
     first, second = candidates // len(articles), candidates % len(articles)
     overlaps = np.concatenate(
         [
@@ -425,7 +426,7 @@ def copy_keys(ids: list[int], copies: np.ndarray) -> np.ndarray:
     if not len(copies):
         return np.zeros(0, dtype=np.int64)
     places = np.searchsorted(np.asarray(ids, dtype=np.int64), copies)  # ids are sorted: `read_stored` reads them in order
-    return np.unique(places[:, 0] * len(ids) + places[:, 1])
+    return distinct(places[:, 0] * len(ids) + places[:, 1])
 
 
 def candidate_pairs(matrix, copies: np.ndarray) -> np.ndarray:
@@ -438,8 +439,8 @@ def candidate_pairs(matrix, copies: np.ndarray) -> np.ndarray:
     size = matrix.shape[0]
     found = [np.zeros(0, dtype=np.int64)]
     for article, other in proposals(matrix, copies):
-        found.append(np.unique(np.minimum(article, other) * size + np.maximum(article, other)))
-    return np.unique(np.concatenate(found))
+        found.append(distinct(np.minimum(article, other) * size + np.maximum(article, other)))
+    return distinct(np.concatenate(found))
 
 
 def proposals(matrix, copies: np.ndarray):
@@ -667,47 +668,72 @@ class BestLists:
 def tfidf_matrix(term_blobs: list[bytes]):
     """The TF-IDF matrix, rows of unit length: sublinear term frequency x smoothed inverse
     document frequency, one sparse (CSR) matrix whose columns are the terms in the order of
-    their ids. A term in one article only links it to none, so it is left out. Built in
-    whole arrays: one sort of every (term, place) pair numbers the terms and counts their
-    articles; each array is let go once used. Empties `term_blobs` as it reads them."""
+    their ids. A term in one article only links it to none, so it is left out.
+
+    Two passes over the blobs, BLOBS at a time, so that nothing larger than the matrix is
+    held: the first counts each term's articles, the second fills the matrix's arrays,
+    whose size the counts give. Empties `term_blobs` once read."""
     from scipy import sparse
 
     size = len(term_blobs)
-    keys, counts, lengths = unpack_all(term_blobs)
-    columns, df = term_columns(keys)
-    del keys
-    rows = np.repeat(np.arange(size, dtype=np.int32), lengths)
-    shared = df[columns] >= 2
-    rows, columns, weights = rows[shared], columns[shared], counts[shared].astype(np.float64)
-    del counts, shared
+    vocabulary, df = document_frequencies(term_blobs)
     idf = np.log((1 + size) / (1 + df)) + 1.0
-    np.log(weights, out=weights)  # in place, as are the next steps: at 45,000 articles each copy is 0.5 GB
-    weights += 1.0
-    weights *= idf[columns]
-    norms = np.sqrt(np.bincount(rows, weights=np.square(weights), minlength=size))
-    norms[norms == 0] = 1.0
-    weights /= norms[rows]
     kept_column = running_count(df >= 2) - 1
-    indices = kept_column[columns].astype(np.int32)
-    del columns
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=size))])
-    del rows
+    entries = int(df[df >= 2].sum())
+    data, indices = np.empty(entries), np.empty(entries, dtype=np.int32)
+    indptr = np.zeros(size + 1, dtype=np.int64)
+    for start in range(0, size, BLOBS):
+        keys, counts, lengths = unpack_all(term_blobs[start : start + BLOBS])  # a copy of the slice is emptied
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        columns = places_in(vocabulary, keys)
+        shared = df[columns] >= 2
+        rows, columns, weights = rows[shared], columns[shared], np.log(counts[shared].astype(np.float64))
+        weights += 1.0
+        weights *= idf[columns]
+        norms = np.sqrt(np.bincount(rows, weights=np.square(weights), minlength=len(lengths)))
+        norms[norms == 0] = 1.0
+        weights /= norms[rows]
+        filled = indptr[start]
+        data[filled : filled + len(weights)] = weights
+        indices[filled : filled + len(weights)] = kept_column[columns]
+        indptr[start + 1 : start + 1 + len(lengths)] = filled + np.cumsum(np.bincount(rows, minlength=len(lengths)))
+    term_blobs.clear()
     width = int(kept_column[-1] + 1) if len(df) else 0
-    return sparse.csr_matrix((weights, indices, indptr), shape=(size, width))
+    return sparse.csr_matrix((data, indices, indptr), shape=(size, width))
+
+
+def document_frequencies(term_blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Every term (sorted ids) and the number of articles it is in, BLOBS at a time: each
+    block's counts are merged into those of the blocks before."""
+    vocabulary, df = np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64)
+    for start in range(0, len(term_blobs), BLOBS):
+        keys, _, _ = unpack_all(term_blobs[start : start + BLOBS])  # a copy of the slice is emptied
+        both = np.concatenate([vocabulary, keys])
+        weights = np.concatenate([df, np.ones(len(keys), dtype=np.int64)])
+        order = np.argsort(both, kind="stable")
+        both = both[order]
+        firsts = np.flatnonzero(first_of_runs(both))
+        vocabulary, df = both[firsts], np.add.reduceat(weights[order], firsts) if len(firsts) else df
+    return vocabulary, df
 
 
 def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each key's column (its rank among the distinct keys) and each column's count: what
-    np.unique(return_inverse=True) gives, from one sort of the 32-bit keys and a table of
-    where each run of keys sharing their top bits begins among the distinct ones. A key's
-    column is its run's beginning, moved on past the smaller keys of its run: a step or
-    two for the few keys whose run holds several (a binary search of each key, the way
-    before, took three times as long)."""
+    np.unique(return_inverse=True) gives, from one sort of the 32-bit keys and
+    `places_in`."""
     ordered = np.sort(keys)
     starts = np.flatnonzero(first_of_runs(ordered))
     df = np.diff(np.append(starts, len(ordered)))
     vocabulary = ordered[starts]
     del ordered
+    return places_in(vocabulary, keys), df
+
+
+def places_in(vocabulary: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each key's place in the sorted distinct `vocabulary` that holds it, from a table of
+    where each run of keys sharing their top bits begins: a key's place is its run's
+    beginning, moved on past the smaller keys of its run, a step or two for the few keys
+    whose run holds several (a binary search of each key took three times as long)."""
     bits = min(24, max(16, len(vocabulary).bit_length() + 2))  # about a quarter of the runs hold a key
     shift = np.uint32(32 - bits)
     run_start = np.zeros((1 << bits) + 1, dtype=np.int64)
@@ -717,7 +743,7 @@ def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     while len(behind):
         columns[behind] += 1
         behind = behind[vocabulary[columns[behind]] != keys[behind]]
-    return columns.astype(np.int32), df
+    return columns.astype(np.int32)
 
 
 def running_count(flags: np.ndarray) -> np.ndarray:
