@@ -435,7 +435,10 @@ def candidate_pairs(matrix, copies: np.ndarray) -> np.ndarray:
     POSTINGS other articles of that term's list, heaviest first (`posting_lists`),
     skipping the article itself and its copies. So an article proposes at most TOP_TERMS
     x POSTINGS candidates however large the archive: the work grows with the archive,
-    not with its square. A pair proposed by either side is one pair."""
+    not with its square. A pair proposed by either side is one pair. A term's list holds
+    one article of each group of copies (`copy_groups`), its heaviest: a text copied
+    hundreds of times fills no list, and an article reads past a few entries, not past
+    all its copies."""
     size = matrix.shape[0]
     found = [np.zeros(0, dtype=np.int64)]
     for article, other in proposals(matrix, copies):
@@ -452,13 +455,26 @@ def proposals(matrix, copies: np.ndarray):
     rows, terms = heaviest_terms(matrix)
     if not len(rows):  # no article shares a term with another
         return
-    skipped = 1 + np.bincount(copies // size, minlength=size)  # the article and its copies, per article
-    starts, listed = posting_lists(matrix, terms, POSTINGS + int(skipped.max()))
+    group, skipped = copy_groups(copies, size)
+    starts, listed = posting_lists(matrix, terms, POSTINGS + int(skipped.max()), group)
     read = np.cumsum(np.minimum(starts[terms + 1] - starts[terms], POSTINGS + skipped[rows]))
     bounds = np.searchsorted(read, np.arange(0, int(read[-1]), LOOKED_UP), side="right").tolist() + [len(rows)]
     for begin, end in zip(bounds[:-1], bounds[1:]):
         row, term = rows[begin:end], terms[begin:end]
         yield looked_up(starts, listed, row, term, skipped[row], copies, size)
+
+
+def copy_groups(copies: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each article's group, the least place among it and its copies; and how many groups
+    an article and its copies span, the most entries of a term's list (one article a
+    group) that can be the article or its copies."""
+    group = np.arange(size)
+    if not len(copies):
+        return group, np.ones(size, dtype=np.int64)
+    articles, others = copies // size, copies % size
+    np.minimum.at(group, articles, others)
+    spanned = distinct(np.concatenate([np.arange(size) * size + group, articles * size + group[others]]))
+    return group, np.bincount(spanned // size, minlength=size)
 
 
 def looked_up(starts, listed, rows, terms, skipped, copies, size) -> tuple[np.ndarray, np.ndarray]:
@@ -521,10 +537,12 @@ def heaviest_terms(matrix) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(rows).astype(np.int64), np.concatenate(terms).astype(np.int64)
 
 
-def posting_lists(matrix, terms: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def posting_lists(matrix, terms: np.ndarray, length: int, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each of `terms`, its first `length` articles by weight (heaviest first, ties by
-    place), as CSR-like arrays: term t's articles are listed[starts[t]:starts[t + 1]]. Read
-    a block of ROWS rows at a time, each block's lists cut to `length` before they join."""
+    place), the first of each `group` only, as CSR-like arrays: term t's articles are
+    listed[starts[t]:starts[t + 1]]. Read a block of ROWS rows at a time, each block's
+    lists cut to `length` before they join (what a cut leaves out, `length` groups of the
+    block outweigh)."""
     width = matrix.shape[1]
     needed = np.zeros(width, dtype=bool)
     needed[terms] = True
@@ -533,18 +551,23 @@ def posting_lists(matrix, terms: np.ndarray, length: int) -> tuple[np.ndarray, n
         block = matrix[start : start + ROWS]
         local = np.repeat(np.arange(start, start + block.shape[0]), np.diff(block.indptr))
         inside = needed[block.indices]
-        parts.append(first_of_each(block.indices[inside], local[inside], block.data[inside], length))
-    columns, rows, _ = first_of_each(*(np.concatenate(part) for part in zip(*parts)), length)
+        parts.append(first_of_each(block.indices[inside], local[inside], block.data[inside], length, group))
+    columns, rows, _ = first_of_each(*(np.concatenate(part) for part in zip(*parts)), length, group)
     starts = np.zeros(width + 1, dtype=np.int64)
     np.cumsum(np.bincount(columns, minlength=width), out=starts[1:])
     return starts, rows.astype(np.int32)
 
 
-def first_of_each(columns, rows, weights, length) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The first `length` (column, row, weight) of each column, heaviest first, ties by row;
-    sorted by column."""
+def first_of_each(columns, rows, weights, length, group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first `length` (column, row, weight) of each column, heaviest first, ties by
+    row, one row of each group; sorted by column."""
     order = heaviest_first(columns, weights, rows, int(rows.max()) + 1 if len(rows) else 1)
     columns, rows, weights = columns[order], rows[order], weights[order]
+    groups = columns.astype(np.int64) * len(group) + group[rows]
+    by_group = np.argsort(groups, kind="stable")  # the heaviest of a group first
+    heads = np.zeros(len(groups), dtype=bool)
+    heads[by_group[first_of_runs(groups[by_group])]] = True
+    columns, rows, weights = columns[heads], rows[heads], weights[heads]
     keep = rank_in_runs(columns) < length
     return columns[keep], rows[keep], weights[keep]
 
