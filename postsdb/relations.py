@@ -11,30 +11,41 @@ words, each weighted by its rarity, so the article's subject decides, not a few 
 its lead. Shared topics multiply a score (they never add to zero): a pair whose texts
 disagree cannot enter the list on its topics alone. Never the article itself nor a copy.
 
+Which pairs are scored: candidates, found in time linear in the archive. Each article
+looks up its TOP_TERMS heaviest terms (by TF-IDF weight) in posting lists that keep, of
+each term, the POSTINGS articles heaviest in it (one of each group of copies), reading
+past itself and its copies; a pair proposed by either article is scored once, exactly (the
+same cosine, topic boost and MIN_SCORE as every pair would get), and offered to both
+lists. An article proposes at most TOP_TERMS x POSTINGS = 750 candidates, whatever the
+archive's size. What it gives up: a pair that shares no term heavy in one article and,
+within that term, heavy enough to be among the first POSTINGS, is never scored. With 50
+terms and 15 articles a term, data/'s lists are those of every pair (755 of 755 entries),
+the benchmark's x30 corpus's 99.8% (its copies differ in their text); precision@5 on
+bench/related_judged.json stays 0.52. A corpus of identical copies (bench/serve.py's
+scaled one) lists five different texts where every pair listed five copies of one.
+
 What an incremental build recomputes, and why it stays exact: the features of an article
 (its MinHash signature and term counts, in `article_features`) depend on its text alone,
 so they are computed by the parse workers for the articles the build (re)loads, and kept
-for the rest. Then every pair is worked out again from every article's features: an edit
-changes the rarity (IDF) of the terms it touches, and with it every list those terms are
-in, so no subset of the lists could be kept exactly; recomputing all makes an incremental
-build's tables those of a fresh build (tests/test_relations.py compares them). The cost
-grows with the corpus, not with the text to re-read: about 3.6 CPU seconds at 4,500
-articles, 2.3 s of it the product of the TF-IDF matrix with itself, scored in chunks by
-forked processes on every core, 1 s building that matrix; copies cost little (0.02 s).
-What keeps it there, each exact: every pair is scored once (the upper triangle); the terms
-of one article are no columns; the terms in more than a twentieth of the articles are
-multiplied as a dense block (BLAS), the rest as a sparse product; the matrix is built from
-whole arrays, each let go once used; LSH's bands are grouped with numpy. (BLAS sums in
-another order with another number of threads: the last of a score's six decimals may
-differ between machines, never between two builds on one.) Memory: the matrix's two parts
-and the transpose of its sparse one, about 36 bytes a term of an article (0.5 GB at 13,590
-articles), and in each scoring process a chunk's scores against the articles after it;
-a --no-search build's peak RSS was 0.43 GB at 4,530 articles and 0.97 GB at 13,590 (0.61
-and 1.54 GB before the matrix was built from arrays let go once used). Leaving the most common terms out of the product (not of the norms) would change
-the lists (a fifth of them at 4,500 articles, for the terms in a tenth of the articles)
-and, with those terms a dense block, save next to nothing. A bound for larger archives
-would keep the IDF of the last full build and recompute only the changed articles' rows
-and the lists they enter or leave.
+for the rest. Then the candidates and their scores are worked out again from every
+article's features: an edit changes the rarity (IDF) of the terms it touches, and with it
+weights, lists and scores everywhere, so no subset could be kept exactly; recomputing all
+makes an incremental build's tables those of a fresh build (tests/test_relations.py
+compares them). Everything is ordered by value, then by place or id, never by how work
+was shared out: the lists are the same on one core or many.
+
+The cost grows with the archive, linearly (bench/relations.py, bench/build.py): at 4,530
+articles (x30) about 460,000 candidate pairs (200 an article) and 5 CPU seconds, at 45,300
+(x300) XXX. Each piece is whole arrays, a block at a time: the matrix is built in two
+passes over the features (the first counts each term's articles, the second fills the
+matrix, BLOBS articles at a time), the heaviest terms and the posting lists ROWS rows at a
+time, the look-ups LOOKED_UP entries at a time, and the pairs are scored CHUNK at a time
+on every core by forked processes that inherit the matrix; each pair's score is the row
+of its first article spread once into a dense vector, times the rows of its partners.
+The lists keep each article's best few while the chunks come in (`BestLists`). Copies
+stay numpy arrays too: a corpus where each text has 299 copies has 13.5 million rows of
+`article_copies`, which as Python tuples took 8.4 GB. Memory is then the matrix (12
+bytes a term of an article: 0.9 GB at x300's 74 million) and what one block needs.
 """
 
 from __future__ import annotations
