@@ -511,7 +511,7 @@ def heaviest_first(major: np.ndarray, weights: np.ndarray, minor: np.ndarray, mi
     several times faster than np.lexsort of the three."""
     minor_bits = max(1, minor_size.bit_length())
     major_bits = max(1, int(major.max()).bit_length()) if len(major) else 1
-    weight_bits = 63 - major_bits - minor_bits  # 30 or more up to millions of terms and articles
+    weight_bits = 63 - major_bits - minor_bits  # 20 or more (a millionth) up to 8 million terms and a million articles
     lightness = np.round(np.clip(1.0 - weights, 0.0, 1.0) * ((1 << weight_bits) - 1)).astype(np.int64)
     return np.argsort((major.astype(np.int64) << (weight_bits + minor_bits)) | (lightness << minor_bits) | minor)
 
@@ -557,12 +557,16 @@ def posting_lists(matrix, terms: np.ndarray, length: int, group: np.ndarray) -> 
     width = matrix.shape[1]
     needed = np.zeros(width, dtype=bool)
     needed[terms] = True
-    parts = []
+    parts, held, merged = [], 0, 0
     for start in range(0, matrix.shape[0], ROWS):
         block = matrix[start : start + ROWS]
         local = np.repeat(np.arange(start, start + block.shape[0]), np.diff(block.indptr))
         inside = needed[block.indices]
         parts.append(first_of_each(block.indices[inside], local[inside], block.data[inside], length, group))
+        held += len(parts[-1][0])
+        if held > 2 * merged + CUT_FROM:  # merged as they come, so that no more than twice the lists are held
+            parts = [first_of_each(*(np.concatenate(part) for part in zip(*parts)), length, group)]
+            held = merged = len(parts[0][0])
     columns, rows, _ = first_of_each(*(np.concatenate(part) for part in zip(*parts)), length, group)
     starts = np.zeros(width + 1, dtype=np.int64)
     np.cumsum(np.bincount(columns, minlength=width), out=starts[1:])
