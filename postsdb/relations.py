@@ -34,18 +34,20 @@ makes an incremental build's tables those of a fresh build (tests/test_relations
 compares them). Everything is ordered by value, then by place or id, never by how work
 was shared out: the lists are the same on one core or many.
 
-The cost grows with the archive, linearly (bench/relations.py, bench/build.py): at 4,530
-articles (x30) about 460,000 candidate pairs (200 an article) and 5 CPU seconds, at 45,300
-(x300) XXX. Each piece is whole arrays, a block at a time: the matrix is built in two
-passes over the features (the first counts each term's articles, the second fills the
-matrix, BLOBS articles at a time), the heaviest terms and the posting lists ROWS rows at a
-time, the look-ups LOOKED_UP entries at a time, and the pairs are scored CHUNK at a time
-on every core by forked processes that inherit the matrix; each pair's score is the row
-of its first article spread once into a dense vector, times the rows of its partners.
-The lists keep each article's best few while the chunks come in (`BestLists`). Copies
-stay numpy arrays too: a corpus where each text has 299 copies has 13.5 million rows of
-`article_copies`, which as Python tuples took 8.4 GB. Memory is then the matrix (12
-bytes a term of an article: 0.9 GB at x300's 74 million) and what one block needs.
+The cost grows with the archive, linearly (README, Benchmarks): at 4,530 articles (x30,
+copies perturbed) about 460,000 candidate pairs (200 an article) and 4-5 CPU seconds; at
+45,300 (x300) 8.6 million (380 an article, still under the bound), the whole build 10
+times x30's CPU, its peak RSS 2.2 GB against 0.44 GB (every pair scored: 8.6 GB on a
+corpus of identical copies). Each piece is whole arrays, a block at a time: the matrix is
+built in two passes over the features (the first counts each term's articles, the second
+fills the matrix, BLOBS articles at a time); the heaviest terms and the posting lists are
+found ROWS rows at a time, the look-ups read LOOKED_UP entries at a time, and the pairs
+are scored CHUNK at a time on every core by forked processes that inherit the matrix:
+each first article's row is spread once into a dense vector, which its partners' rows
+multiply. The lists keep each article's best few while the chunks come in (`BestLists`).
+Copies stay numpy arrays too: where each text has 299 copies, `article_copies` has 13
+million rows, which as Python tuples took 8.4 GB. Memory is then the matrix (12 bytes a
+term of an article: 0.75 GB at x300's 62 million) and what one block needs.
 """
 
 from __future__ import annotations
