@@ -369,18 +369,20 @@ def test_with_every_candidate_the_lists_are_those_of_all_pairs(data_db, monkeypa
     same_lists(relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows), expected)
 
 
-def test_the_built_lists_of_the_sample_are_nearly_all_the_all_pairs_ones(data_db):
-    """With the build's TOP_TERMS and POSTINGS, the sample's lists: at most one entry in
-    a hundred differs from the all-pairs lists (measured: 4 of 755), and each listed score
-    is the pair's exact score."""
+def test_the_built_lists_of_the_sample_are_the_all_pairs_ones(data_db):
+    """With the build's TOP_TERMS and POSTINGS (chosen so), the sample's lists are those of
+    every pair scored, though an article proposes about 100 candidates of 150 (the
+    candidates are not complete: with 30 terms and 30 articles a term, 4 entries of 755
+    differed); each listed score is the pair's exact score."""
     stored, copy_rows = stored_sample(data_db)
     expected = all_pairs_lists(stored, copy_rows)
     built = rows(data_db, "select article_id, rank, related_id, score from related_articles order by 1, 2")
     oracle, place = all_pairs_scores(stored, copy_rows), {article: i for i, article in enumerate(stored.ids)}
     assert all(abs(oracle[place[a], place[b]] - score) <= 1.01e-6 for a, _, b, score in built)
-    same = {row[:3] for row in built} & {row[:3] for row in expected}
-    assert len(built) == len(expected) == 5 * len(stored.ids)
-    assert len(same) >= 0.99 * len(expected)
+    assert len(built) == 5 * len(stored.ids)
+    same_lists(built, expected)
+    matrix = relations.tfidf_matrix(list(stored.term_blobs))
+    assert len(relations.candidate_pairs(matrix, relations.copy_keys(stored.ids, copy_rows))) < 0.8 * len(stored.ids) ** 2 / 2
 
 
 def test_an_article_proposes_at_most_top_terms_times_postings_candidates(data_db, monkeypatch):
