@@ -413,14 +413,14 @@ def mix(values: np.ndarray) -> np.ndarray:
 def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]], copies: np.ndarray) -> list[tuple]:
     """(article, rank, related, score) rows: each article's RELATED best by score among its
     candidates (`candidate_pairs`), never itself nor a copy (`copies`: (article, copy) id
-    pairs, both ways, an array of two columns). Empties `term_blobs` as it reads them (at 45,000 articles they are
-    0.3 GB).
+    pairs, both ways, an array of two columns). Empties `term_blobs` once the matrix is
+    built from them.
 
     A pair found from either side is scored once, exactly (`pair_scores`), and offered to
     both lists. The pairs are scored in chunks, on every core (`scored_chunks`); each
     chunk's scores are merged into the lists in order, so the lists never depend on how
     the chunks were shared out."""
-    matrix = tfidf_matrix(term_blobs)  # it lets the blobs go as it reads them
+    matrix = tfidf_matrix(term_blobs)
     size = len(ids)
     pairs = candidate_pairs(matrix, copy_keys(ids, copies))
     first, second = pairs // size, pairs % size
