@@ -37,7 +37,7 @@ was shared out: the lists are the same on one core or many.
 The cost grows with the archive, linearly (README, Benchmarks): at 4,530 articles (x30,
 copies perturbed) about 460,000 candidate pairs (200 an article) and 4-5 CPU seconds; at
 45,300 (x300) 8.6 million (380 an article, still under the bound), the whole build 10
-times x30's CPU, its peak RSS 2.2 GB against 0.44 GB (every pair scored: 8.6 GB on a
+times x30's CPU, its peak RSS 1.9 GB against 0.44 GB (every pair scored: 8.6 GB on a
 corpus of identical copies). Each piece is whole arrays, a block at a time: the matrix is
 built in two passes over the features (the first counts each term's articles, the second
 fills the matrix, BLOBS articles at a time); the heaviest terms and the posting lists are
