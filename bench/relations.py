@@ -17,7 +17,12 @@ The corpus is bench/benchlib.py's, whose copies differ in their text (see there)
   writing process and the processes it forks to score the pairs on every core), and their
   share of the build's CPU seconds; with --baseline, the same build by that code
   (`git archive <commit> build_db.py postsdb | tar -x -C CODE_DIR`);
-- one changed file's rebuild, which recomputes every pair;
+- the candidate pairs the build scores (each article's TOP_TERMS heaviest terms looked up
+  in posting lists cut at POSTINGS), per article against the bound TOP_TERMS x POSTINGS,
+  and the built lists against those of every pair scored (the whole matrix times its
+  transpose, a chunk of rows at a time: quadratic, so up to --all-pairs-up-to articles):
+  the share of (article, rank, related) entries that are the same;
+- one changed file's rebuild, which recomputes every candidate pair;
 - the article page's related look-up (`relations.RELATED_SQL`, one indexed read) against
   the request-time one it replaced (postsdb/related.py), p50 and p99 over 1,000 articles:
   target <= 1 ms;
@@ -40,6 +45,8 @@ from benchlib import ROOT, append_paragraph, build_command, run_measured, snapsh
 from build import Builder, Corpus, naive_build, prepare
 
 sys.path.insert(0, str(ROOT))
+import numpy as np  # noqa: E402
+
 from postsdb import related, relations, search  # noqa: E402
 
 NAIVE_TARGET = 0.45
@@ -54,6 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--copies", type=int, default=30, metavar="N", help="copies of each corpus post (default 30)")
     parser.add_argument("--baseline", type=Path, help="a folder holding build_db.py and postsdb/ of other code to compare")
     parser.add_argument("--repeat", type=int, default=1, help="full builds and naive runs, in turns; the fastest of each is shown (default 1)")
+    parser.add_argument("--all-pairs-up-to", type=int, default=20_000, metavar="N", help="compare with every pair scored up to N articles (default 20,000)")
     return parser.parse_args()
 
 
@@ -92,6 +100,49 @@ def update_cpu(db: Path) -> float:
 def cpu_with_children() -> float:
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def candidates(db: Path, all_pairs_up_to: int) -> tuple[int, int, float | None]:
+    """The candidate pairs the build scores, the most an article proposes, and the share
+    of the built lists' entries that every pair scored would list too (None above
+    `all_pairs_up_to` articles)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        stored = relations.read_stored(conn)
+        copies = np.array(conn.execute("select article_id, copy_id from article_copies").fetchall(), dtype=np.int64).reshape(-1, 2)
+        built = set(conn.execute("select article_id, rank, related_id from related_articles"))
+    matrix = relations.tfidf_matrix(list(stored.term_blobs))
+    keys = relations.copy_keys(stored.ids, copies)
+    size = len(stored.ids)
+    pairs = len(relations.candidate_pairs(matrix, keys))
+    proposed = [np.unique(article * size + other) for article, other in relations.proposals(matrix, keys)]
+    most = int(np.bincount(np.concatenate(proposed) // size, minlength=size).max()) if proposed else 0
+    if size > all_pairs_up_to:
+        return pairs, most, None
+    every = all_pairs_rows(matrix, stored, keys)
+    return pairs, most, len(built & every) / max(1, len(every))
+
+
+def all_pairs_rows(matrix, stored, copy_keys: np.ndarray) -> set[tuple]:
+    """(article, rank, related) of every article's RELATED best with every pair scored, as
+    the build did before it scored candidates only."""
+    size, rows = len(stored.ids), set()
+    subjects = relations.topic_matrix(stored.ids, stored.topics)
+    known = np.asarray(stored.ids, dtype=np.int64)
+    for start in range(0, size, 512):
+        stop = min(start + 512, size)
+        block = (matrix[start:stop] @ matrix.T).toarray()
+        block[block < relations.MIN_SCORE] = 0.0
+        if subjects is not None:
+            block *= 1.0 + relations.TOPIC_BOOST * (subjects[start:stop] @ subjects.T).toarray()
+        block[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        inside = copy_keys[(copy_keys >= start * size) & (copy_keys < stop * size)]
+        block[inside // size - start, inside % size] = 0.0
+        rounded = np.round(block, 6)
+        for offset, scores in enumerate(rounded):
+            order = np.lexsort((known, -scores))[: relations.RELATED]
+            article = stored.ids[start + offset]
+            rows.update((article, rank, int(known[j])) for rank, j in enumerate(order, 1) if scores[j] > 0)
+    return rows
 
 
 def lookups(db: Path, clock=time.process_time) -> dict[str, list[float]]:
@@ -155,15 +206,17 @@ def main() -> None:
         changed = builder.run(corpus, db, search=True)
         print("relations alone, in this process ...", file=sys.stderr)
         (features, normalizing), update = features_cpu(db), update_cpu(db)
+        print("candidates, and every pair ...", file=sys.stderr)
+        found = candidates(db, args.all_pairs_up_to)
         times = {f"{name}, cpu": values for name, values in lookups(db).items()}
         times.update({f"{name}, wall": values for name, values in lookups(db, time.perf_counter).items()})
         with sqlite3.connect(db) as conn:
             counts = {t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in ("articles", *TABLES)}
         table_sizes = sizes(db)
-    report(args, corpus, full, baseline, naive, changed, (features, normalizing, update), times, counts, table_sizes)
+    report(args, corpus, full, baseline, naive, changed, (features, normalizing, update), times, counts, table_sizes, found)
 
 
-def report(args, corpus, full, baseline, naive, changed, costs, times, counts, table_sizes) -> None:
+def report(args, corpus, full, baseline, naive, changed, costs, times, counts, table_sizes, found) -> None:
     features, normalizing, update = costs
     print(f"Corpus: {len(corpus.files):,} files, {corpus.megabytes:.1f} MB (x{args.copies}, copies perturbed)")
     print(f"Rows: {counts}")
@@ -185,12 +238,19 @@ def report(args, corpus, full, baseline, naive, changed, costs, times, counts, t
         print(f"WARNING: the machine was busy (the naive pipeline got {naive.cpu / naive.wall:.0%} of a CPU): work s are inflated")
     added = features + update
     print(
-        f"relations add {added:.2f} cpu s: features {features:.2f} (in the parse workers), every pair {update:.2f} "
+        f"relations add {added:.2f} cpu s: features {features:.2f} (in the parse workers), copies and candidate pairs {update:.2f} "
         f"(in the writer and its forked processes); {added / full.cpu:.0%} of the build's {full.cpu:.2f} cpu s; "
         f"normalizing the texts {normalizing:.2f} more without the search index"
     )
     if baseline:
         print(f"with relations - baseline: {full.cpu - baseline.cpu:+.2f} cpu s, {full.inner - baseline.inner:+.2f} work s")
+    pairs, most, same = found
+    articles = counts["articles"]
+    print(
+        f"candidate pairs scored: {pairs:,} ({2 * pairs / max(1, articles):.0f} an article; at most {most} proposed by one, "
+        f"bound {relations.TOP_TERMS} x {relations.POSTINGS} = {relations.TOP_TERMS * relations.POSTINGS}); "
+        + (f"lists as every pair's: {same:.2%} of entries" if same is not None else "every pair not scored (too many articles)")
+    )
     print()
     for name, values in times.items():
         p50, p99 = statistics.median(values), percentile(values, 0.99)

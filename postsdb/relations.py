@@ -11,30 +11,45 @@ words, each weighted by its rarity, so the article's subject decides, not a few 
 its lead. Shared topics multiply a score (they never add to zero): a pair whose texts
 disagree cannot enter the list on its topics alone. Never the article itself nor a copy.
 
+Which pairs are scored: candidates, found in time linear in the archive. Each article
+looks up its TOP_TERMS heaviest terms (by TF-IDF weight) in posting lists that keep, of
+each term, the POSTINGS articles heaviest in it (one of each group of copies), reading
+past itself and its copies; a pair proposed by either article is scored once, exactly (the
+same cosine, topic boost and MIN_SCORE as every pair would get), and offered to both
+lists. An article proposes at most TOP_TERMS x POSTINGS = 750 candidates, whatever the
+archive's size. What it gives up: a pair that shares no term heavy in one article and,
+within that term, heavy enough to be among the first POSTINGS, is never scored. With 50
+terms and 15 articles a term, data/'s lists are those of every pair (755 of 755 entries),
+the benchmark's x30 corpus's 99.9% (its copies differ in their text), its x300 corpus's
+82.6% (each post has 299 siblings sharing most of its words: a list is five of them,
+told apart by the smallest differences of score); precision@5 on
+bench/related_judged.json stays 0.52. A corpus of identical copies (bench/serve.py's
+scaled one) lists five different texts where every pair listed five copies of one.
+
 What an incremental build recomputes, and why it stays exact: the features of an article
 (its MinHash signature and term counts, in `article_features`) depend on its text alone,
 so they are computed by the parse workers for the articles the build (re)loads, and kept
-for the rest. Then every pair is worked out again from every article's features: an edit
-changes the rarity (IDF) of the terms it touches, and with it every list those terms are
-in, so no subset of the lists could be kept exactly; recomputing all makes an incremental
-build's tables those of a fresh build (tests/test_relations.py compares them). The cost
-grows with the corpus, not with the text to re-read: about 3.6 CPU seconds at 4,500
-articles, 2.3 s of it the product of the TF-IDF matrix with itself, scored in chunks by
-forked processes on every core, 1 s building that matrix; copies cost little (0.02 s).
-What keeps it there, each exact: every pair is scored once (the upper triangle); the terms
-of one article are no columns; the terms in more than a twentieth of the articles are
-multiplied as a dense block (BLAS), the rest as a sparse product; the matrix is built from
-whole arrays, each let go once used; LSH's bands are grouped with numpy. (BLAS sums in
-another order with another number of threads: the last of a score's six decimals may
-differ between machines, never between two builds on one.) Memory: the matrix's two parts
-and the transpose of its sparse one, about 36 bytes a term of an article (0.5 GB at 13,590
-articles), and in each scoring process a chunk's scores against the articles after it;
-a --no-search build's peak RSS was 0.43 GB at 4,530 articles and 0.97 GB at 13,590 (0.61
-and 1.54 GB before the matrix was built from arrays let go once used). Leaving the most common terms out of the product (not of the norms) would change
-the lists (a fifth of them at 4,500 articles, for the terms in a tenth of the articles)
-and, with those terms a dense block, save next to nothing. A bound for larger archives
-would keep the IDF of the last full build and recompute only the changed articles' rows
-and the lists they enter or leave.
+for the rest. Then the candidates and their scores are worked out again from every
+article's features: an edit changes the rarity (IDF) of the terms it touches, and with it
+weights, lists and scores everywhere, so no subset could be kept exactly; recomputing all
+makes an incremental build's tables those of a fresh build (tests/test_relations.py
+compares them). Everything is ordered by value, then by place or id, never by how work
+was shared out: the lists are the same on one core or many.
+
+The cost grows with the archive, linearly (README, Benchmarks): at 4,530 articles (x30,
+copies perturbed) about 460,000 candidate pairs (200 an article) and 4-5 CPU seconds; at
+45,300 (x300) 8.6 million (380 an article, still under the bound), the whole build 10
+times x30's CPU, its peak RSS 1.9 GB against 0.44 GB (every pair scored: 8.6 GB on a
+corpus of identical copies). Each piece is whole arrays, a block at a time: the matrix is
+built in two passes over the features (the first counts each term's articles, the second
+fills the matrix, BLOBS articles at a time); the heaviest terms and the posting lists are
+found ROWS rows at a time, the look-ups read LOOKED_UP entries at a time, and the pairs
+are scored CHUNK at a time on every core by forked processes that inherit the matrix:
+each first article's row is spread once into a dense vector, which its partners' rows
+multiply. The lists keep each article's best few while the chunks come in (`BestLists`).
+Copies stay numpy arrays too: where each text has 299 copies, `article_copies` has 13
+million rows, which as Python tuples took 8.4 GB. Memory is then the matrix (12 bytes a
+term of an article: 0.75 GB at x300's 62 million) and what one block needs.
 """
 
 from __future__ import annotations
@@ -83,9 +98,16 @@ STOP_WORDS = frozenset(
     that the their them then there these they this those through to too up us very was we were
     what when where which while who why will with would you your""".split()
 )
-CHUNK = 512  # rows of the similarity matrix held at once: 512 x N floats
-PARALLEL_FROM = 2 * CHUNK  # fewer articles than this are scored in one process: no fork to pay
-COMMON_SHARE = 0.05  # a term in more of the articles than this is multiplied as a dense column
+# Candidates: an article looks up its TOP_TERMS heaviest terms, and takes from each the
+# POSTINGS articles heaviest in it; at most TOP_TERMS x POSTINGS candidates an article.
+TOP_TERMS = 50
+POSTINGS = 15
+CHUNK = 65_536  # pairs scored at once
+PARALLEL_FROM = 2 * CHUNK  # fewer pairs than this are scored in one process: no fork to pay
+ROWS = 2048  # rows of the matrix read at once to find the candidates
+LOOKED_UP = 1 << 21  # entries of the posting lists read at once
+BLOBS = 2048  # articles' terms unpacked at once to build the matrix
+CUT_FROM = 1 << 22  # scored pairs held before the lists are cut down to their best
 
 CJK_CLASS = CJK_RUN.pattern[1:-2]  # the inside of its [...]+
 TOKEN = re.compile(f"[{CJK_CLASS}]|[^\\W_{CJK_CLASS}]+")  # one CJK character, or a word
@@ -212,7 +234,7 @@ def shingles_of(codes: np.ndarray) -> np.ndarray:
 
 def distinct(values: np.ndarray) -> np.ndarray:
     """np.unique(values) by one plain sort: np.unique hashes integers, ten times slower on
-    the few thousand values of a text."""
+    the few thousand values of a text, and on the millions of pairs of an archive."""
     ordered = np.sort(values)
     return ordered[first_of_runs(ordered)]
 
@@ -303,29 +325,40 @@ def word_ids(normal_text: str) -> np.ndarray:
 
 
 def copy_pairs(signatures: dict[int, np.ndarray]) -> dict[tuple[int, int], float]:
-    """(a, b) with a < b -> estimated Jaccard, for every pair at or above COPY_THRESHOLD.
-    LSH proposes the candidates: pairs that agree on a whole band of the signature, with
-    the bands datasketch's MinHashLSH picks for the threshold; each is then kept only if
-    its estimate is at or above the threshold. The bands are grouped with numpy, not
-    inserted one article at a time into datasketch's index: the same candidates."""
+    """(a, b) with a < b -> estimated Jaccard, for every pair at or above COPY_THRESHOLD:
+    `copy_arrays` as a dict."""
+    first, second, overlaps = copy_arrays(signatures)
+    return dict(zip(zip(first.tolist(), second.tolist()), overlaps.tolist()))
+
+
+def copy_arrays(signatures: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of copies, as arrays: the first article's id, the second's (larger), and
+    the estimated Jaccard (4 decimals), in the order of the pairs. LSH proposes the
+    candidates: pairs that agree on a whole band of the signature, with the bands
+    datasketch's MinHashLSH picks for the threshold; each is then kept only if its
+    estimate is at or above the threshold. The bands are grouped with numpy, not inserted
+    one article at a time into datasketch's index: the same candidates. The pairs stay
+    arrays (an archive of many copies of each text has millions of them)."""
     articles = np.array(sorted(signatures), dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
     if len(articles) < 2:
-        return {}
+        return none, none, np.zeros(0)
     values = np.stack([signatures[article] for article in articles.tolist()]).astype(np.uint32)
     bands, width = lsh_bands()
-    candidates = set()
+    candidates = none
     for band in range(bands):
         part = np.ascontiguousarray(values[:, band * width : (band + 1) * width]).view(np.dtype((np.void, 4 * width))).ravel()
-        candidates.update(same_value_pairs(part))
-    if not candidates:
-        return {}
-    first, second = np.array(sorted(candidates), dtype=np.int64).T
-    overlaps = np.count_nonzero(values[first] == values[second], axis=1) / NUM_PERM
+        candidates = distinct(np.concatenate([candidates, same_value_pairs(part)]))
+    first, second = candidates // len(articles), candidates % len(articles)
+    overlaps = np.concatenate(
+        [
+            np.count_nonzero(values[first[start : start + CHUNK]] == values[second[start : start + CHUNK]], axis=1)
+            for start in range(0, len(first), CHUNK)
+        ]
+        or [none]
+    ) / NUM_PERM
     kept = overlaps >= COPY_THRESHOLD
-    return {
-        (int(articles[a]), int(articles[b])): round(float(overlap), 4)
-        for a, b, overlap in zip(first[kept], second[kept], overlaps[kept])
-    }
+    return articles[first[kept]], articles[second[kept]], np.round(overlaps[kept], 4)
 
 
 @functools.lru_cache(maxsize=1)
@@ -337,17 +370,20 @@ def lsh_bands() -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
-def same_value_pairs(values: np.ndarray) -> list[tuple[int, int]]:
-    """Every (i, j), i < j, of the places holding equal values."""
+def same_value_pairs(values: np.ndarray) -> np.ndarray:
+    """Every (i, j), i < j, of the places holding equal values, as keys i x N + j. The
+    groups of one size are paired in one step."""
     order = np.argsort(values, kind="stable")
     ordered = values[order]
     starts = np.flatnonzero(first_of_runs(ordered))
     sizes = np.diff(np.append(starts, len(values)))
-    pairs = []
-    for begin, size in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
-        group = sorted(order[begin : begin + size].tolist())
-        pairs.extend((a, b) for k, a in enumerate(group) for b in group[k + 1 :])
-    return pairs
+    keys = [np.zeros(0, dtype=np.int64)]
+    for size in np.unique(sizes[sizes > 1]).tolist():
+        begins = starts[sizes == size]
+        groups = np.sort(order[begins[:, None] + np.arange(size)], axis=1).astype(np.int64)
+        earlier, later = np.triu_indices(size, 1)
+        keys.append((groups[:, earlier] * len(values) + groups[:, later]).ravel())
+    return np.concatenate(keys)
 
 
 # --- related articles ---------------------------------------------------------------
@@ -376,60 +412,205 @@ def mix(values: np.ndarray) -> np.ndarray:
     return values ^ (values >> np.uint64(33))
 
 
-def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]], copies: set) -> list[tuple]:
-    """(article, rank, related, score) rows: each article's RELATED best by score. Empties
-    `term_blobs` as it reads them (at 45,000 articles they are 0.3 GB).
+def related(ids: list[int], term_blobs: list[bytes], topics: dict[int, list[int]], copies: np.ndarray) -> list[tuple]:
+    """(article, rank, related, score) rows: each article's RELATED best by score among its
+    candidates (`candidate_pairs`), never itself nor a copy (`copies`: (article, copy) id
+    pairs, both ways, an array of two columns). Empties `term_blobs` once the matrix is
+    built from them.
 
-    The scores are symmetric, so each pair is computed once: the rows of a chunk against
-    the articles from the chunk on (the upper triangle). The chunk's rows pick their best
-    from that; the later articles' columns keep their own best few of the chunk, which
-    their rows take in when their turn comes. Half the products of the whole square. The
-    chunks are scored on every core (`scored_chunks`), then merged here in order."""
-    common, rare = tfidf_parts(term_blobs)  # it lets the blobs go as it reads them
-    position = {article: i for i, article in enumerate(ids)}
-    copy_cells = np.array(sorted((position[a], position[b]) for a, b in copies), dtype=np.int64).reshape(-1, 2)
-    # rare.T.tocsr() once: a product with a transpose would convert it every time.
-    scoring = Scoring(rare, rare.T.tocsr(), common, topic_matrix(ids, topics), copy_cells)
-    earlier: list[tuple[int, np.ndarray, np.ndarray]] = []  # (first column, rows, scores) of past chunks
-    rows = []
-    starts = list(range(0, len(ids), CHUNK))
-    for start, (own_columns, own_scores, later) in zip(starts, scored_chunks(scoring, starts)):
-        stop = min(start + CHUNK, len(ids))
-        parts_columns, parts_scores = [own_columns], [own_scores]
-        for first, past_rows, past_scores in earlier:
-            parts_columns.append(past_rows[:, start - first : stop - first].T)
-            parts_scores.append(past_scores[:, start - first : stop - first].T)
-        if later is not None:
-            earlier.append((stop, *later))
-        rows.extend(best_rows(ids, start, np.hstack(parts_columns), np.hstack(parts_scores)))
-    return rows
+    A pair found from either side is scored once, exactly (`pair_scores`), and offered to
+    both lists. The pairs are scored in chunks, on every core (`scored_chunks`); each
+    chunk's scores are merged into the lists in order, so the lists never depend on how
+    the chunks were shared out."""
+    matrix = tfidf_matrix(term_blobs)
+    size = len(ids)
+    pairs = candidate_pairs(matrix, copy_keys(ids, copies))
+    first, second = pairs // size, pairs % size
+    del pairs
+    scoring = Scoring(matrix, topic_matrix(ids, topics), first, second)
+    starts = list(range(0, len(first), CHUNK))
+    lists = BestLists()
+    for start, scores in zip(starts, scored_chunks(scoring, starts)):
+        stop = start + CHUNK
+        lists.offer(first[start:stop], second[start:stop], scores)
+    return lists.rows(ids)
+
+
+def copy_keys(ids: list[int], copies: np.ndarray) -> np.ndarray:
+    """The (article, copy) id pairs as sorted keys of their places: article x N + copy."""
+    if not len(copies):
+        return np.zeros(0, dtype=np.int64)
+    places = np.searchsorted(np.asarray(ids, dtype=np.int64), copies)  # ids are sorted: `read_stored` reads them in order
+    return distinct(places[:, 0] * len(ids) + places[:, 1])
+
+
+def candidate_pairs(matrix, copies: np.ndarray) -> np.ndarray:
+    """Every pair to score, as sorted keys first x N + second (first < second): for each
+    article, each of its TOP_TERMS heaviest terms (`heaviest_terms`) gives the first
+    POSTINGS other articles of that term's list, heaviest first (`posting_lists`),
+    skipping the article itself and its copies. So an article proposes at most TOP_TERMS
+    x POSTINGS candidates however large the archive: the work grows with the archive,
+    not with its square. A pair proposed by either side is one pair. A term's list holds
+    one article of each group of copies (`copy_groups`), its heaviest: a text copied
+    hundreds of times fills no list, and an article reads past a few entries, not past
+    all its copies."""
+    size = matrix.shape[0]
+    found = [np.zeros(0, dtype=np.int64)]
+    for article, other in proposals(matrix, copies):
+        found.append(distinct(np.minimum(article, other) * size + np.maximum(article, other)))
+    return distinct(np.concatenate(found))
+
+
+def proposals(matrix, copies: np.ndarray):
+    """(article, other) arrays, about LOOKED_UP entries of the lists read at a time: what
+    each article proposes (`candidate_pairs`)."""
+    size = matrix.shape[0]
+    if size < 2:
+        return
+    rows, terms = heaviest_terms(matrix)
+    if not len(rows):  # no article shares a term with another
+        return
+    group, skipped = copy_groups(copies, size)
+    starts, listed = posting_lists(matrix, terms, POSTINGS + int(skipped.max()), group)
+    read = np.cumsum(np.minimum(starts[terms + 1] - starts[terms], POSTINGS + skipped[rows]))
+    bounds = np.searchsorted(read, np.arange(0, int(read[-1]), LOOKED_UP), side="right").tolist() + [len(rows)]
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        row, term = rows[begin:end], terms[begin:end]
+        yield looked_up(starts, listed, row, term, skipped[row], copies, size)
+
+
+def copy_groups(copies: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each article's group, the least place among it and its copies; and how many groups
+    an article and its copies span, the most entries of a term's list (one article a
+    group) that can be the article or its copies."""
+    group = np.arange(size)
+    if not len(copies):
+        return group, np.ones(size, dtype=np.int64)
+    articles, others = copies // size, copies % size
+    np.minimum.at(group, articles, others)
+    spanned = distinct(np.concatenate([np.arange(size) * size + group, articles * size + group[others]]))
+    return group, np.bincount(spanned // size, minlength=size)
+
+
+def looked_up(starts, listed, rows, terms, skipped, copies, size) -> tuple[np.ndarray, np.ndarray]:
+    """(article, other) for each article's term: the term's first POSTINGS articles that
+    are neither the article nor one of its copies (it reads on past those, `skipped`)."""
+    wanted = np.minimum(starts[terms + 1] - starts[terms], POSTINGS + skipped)
+    lookup = np.repeat(np.arange(len(rows)), wanted)
+    offsets = np.arange(len(lookup)) - np.repeat(np.cumsum(wanted) - wanted, wanted)
+    other = listed[starts[terms][lookup] + offsets].astype(np.int64)
+    article = rows[lookup]
+    keep = other != article
+    if len(copies):
+        keys = article * size + other
+        keep &= copies[np.minimum(np.searchsorted(copies, keys), len(copies) - 1)] != keys
+    lookup, article, other = lookup[keep], article[keep], other[keep]
+    keep = rank_in_runs(lookup) < POSTINGS
+    return article[keep], other[keep]
+
+
+def heaviest_first(major: np.ndarray, weights: np.ndarray, minor: np.ndarray, minor_size: int) -> np.ndarray:
+    """The order of places by `major`, then by weight (in [0, 1], heaviest first, to the
+    precision the key leaves it), then by `minor`: one sort of unique packed 63-bit keys,
+    several times faster than np.lexsort of the three."""
+    minor_bits = max(1, minor_size.bit_length())
+    major_bits = max(1, int(major.max()).bit_length()) if len(major) else 1
+    weight_bits = 63 - major_bits - minor_bits  # 20 or more (a millionth) up to 8 million terms and a million articles
+    lightness = np.round(np.clip(1.0 - weights, 0.0, 1.0) * ((1 << weight_bits) - 1)).astype(np.int64)
+    return np.argsort((major.astype(np.int64) << (weight_bits + minor_bits)) | (lightness << minor_bits) | minor)
+
+
+def best_first(major: np.ndarray, scores: np.ndarray, minor: np.ndarray) -> np.ndarray:
+    """The order of places by `major`, then by score (rounded to 6 decimals, highest
+    first), then by `minor`: as `heaviest_first`, the scores exact in millionths."""
+    millionths = np.round(scores * 1e6).astype(np.int64)
+    top = int(millionths.max()) if len(millionths) else 0
+    minor_bits = max(1, int(minor.max()).bit_length()) if len(minor) else 1
+    score_bits = max(1, top.bit_length())
+    key = (major.astype(np.int64) << (score_bits + minor_bits)) | ((top - millionths) << minor_bits) | minor
+    return np.argsort(key)
+
+
+def rank_in_runs(values: np.ndarray) -> np.ndarray:
+    """Each place's rank in its run of equal values (0 for the first): values sorted."""
+    firsts = np.flatnonzero(first_of_runs(values))
+    lengths = np.diff(np.append(firsts, len(values)))
+    return np.arange(len(values)) - np.repeat(firsts, lengths)
+
+
+def heaviest_terms(matrix) -> tuple[np.ndarray, np.ndarray]:
+    """(article, term) for each article's TOP_TERMS heaviest terms (by TF-IDF weight, ties
+    by term), a block of ROWS rows at a time."""
+    rows, terms = [], []
+    for start in range(0, matrix.shape[0], ROWS):
+        block = matrix[start : start + ROWS]
+        local = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+        order = heaviest_first(local, block.data, block.indices, matrix.shape[1])
+        keep = order[rank_in_runs(local[order]) < TOP_TERMS]
+        rows.append(local[keep] + start)
+        terms.append(block.indices[keep])
+    return np.concatenate(rows).astype(np.int64), np.concatenate(terms).astype(np.int64)
+
+
+def posting_lists(matrix, terms: np.ndarray, length: int, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `terms`, its first `length` articles by weight (heaviest first, ties by
+    place), the first of each `group` only, as CSR-like arrays: term t's articles are
+    listed[starts[t]:starts[t + 1]]. Read a block of ROWS rows at a time, each block's
+    lists cut to `length` before they join (what a cut leaves out, `length` groups of the
+    block outweigh)."""
+    width = matrix.shape[1]
+    needed = np.zeros(width, dtype=bool)
+    needed[terms] = True
+    parts, held, merged = [], 0, 0
+    for start in range(0, matrix.shape[0], ROWS):
+        block = matrix[start : start + ROWS]
+        local = np.repeat(np.arange(start, start + block.shape[0]), np.diff(block.indptr))
+        inside = needed[block.indices]
+        parts.append(first_of_each(block.indices[inside], local[inside], block.data[inside], length, group))
+        held += len(parts[-1][0])
+        if held > 2 * merged + CUT_FROM:  # merged as they come, so that no more than twice the lists are held
+            parts = [first_of_each(*(np.concatenate(part) for part in zip(*parts)), length, group)]
+            held = merged = len(parts[0][0])
+    columns, rows, _ = first_of_each(*(np.concatenate(part) for part in zip(*parts)), length, group)
+    starts = np.zeros(width + 1, dtype=np.int64)
+    np.cumsum(np.bincount(columns, minlength=width), out=starts[1:])
+    return starts, rows.astype(np.int32)
+
+
+def first_of_each(columns, rows, weights, length, group) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first `length` (column, row, weight) of each column, heaviest first, ties by
+    row, one row of each group; sorted by column."""
+    order = heaviest_first(columns, weights, rows, int(rows.max()) + 1 if len(rows) else 1)
+    columns, rows, weights = columns[order], rows[order], weights[order]
+    groups = columns.astype(np.int64) * len(group) + group[rows]
+    by_group = np.argsort(groups, kind="stable")  # the heaviest of a group first
+    heads = np.zeros(len(groups), dtype=bool)
+    heads[by_group[first_of_runs(groups[by_group])]] = True
+    columns, rows, weights = columns[heads], rows[heads], weights[heads]
+    keep = rank_in_runs(columns) < length
+    return columns[keep], rows[keep], weights[keep]
 
 
 @dataclass
 class Scoring:
-    """What scoring a chunk reads: the TF-IDF matrix's rare terms (and their transpose)
-    and common terms, the topics, and the (row, column) places of the copies."""
+    """What scoring a chunk reads: the TF-IDF matrix, the topics, and the pairs (the places
+    of their two articles)."""
 
-    rare: object
-    rare_t: object
-    common: np.ndarray
+    matrix: object
     subjects: object
-    copy_cells: np.ndarray
-
-    @property
-    def size(self) -> int:
-        return self.common.shape[0]
+    first: np.ndarray
+    second: np.ndarray
 
 
 _scoring: Scoring | None = None  # what the forked processes of `scored_chunks` read
 
 
 def scored_chunks(scoring: Scoring, starts: list[int]):
-    """`score_chunk` of each start, in order. From PARALLEL_FROM articles on, on every
-    core: forked processes inherit the matrices (nothing is copied to them) and send back
-    each chunk's few best; each uses one BLAS thread, the cores being taken already.
-    Threads would not help: scipy's sparse product holds the GIL. If a scoring process
-    dies (the system out of memory kills the largest), this one scores the chunks left."""
+    """`score_chunk` of each start, in order. From PARALLEL_FROM pairs on, on every core:
+    forked processes inherit the matrices (nothing is copied to them) and send back each
+    chunk's scores. Threads would not help: scipy's sparse products hold the GIL. If a
+    scoring process dies (the system out of memory kills the largest), this one scores
+    the chunks left."""
     global _scoring
     from postsdb.workers import usable_cpus, worker_pool
 
@@ -437,13 +618,13 @@ def scored_chunks(scoring: Scoring, starts: list[int]):
     _scoring = scoring
     done = 0
     try:
-        if workers < 2 or scoring.size < PARALLEL_FROM:
+        if workers < 2 or len(scoring.first) < PARALLEL_FROM:
             yield from map(score_chunk, starts)
             return
         give_back_freed_memory()
         try:
-            with worker_pool(min(workers, len(starts)), setup=one_blas_thread) as pool:
-                for scored in pool.map(score_chunk, starts):  # the largest chunk first: the cores stay busy to the end
+            with worker_pool(min(workers, len(starts))) as pool:
+                for scored in pool.map(score_chunk, starts):
                     yield scored
                     done += 1
         except BrokenProcessPool:
@@ -460,132 +641,143 @@ def give_back_freed_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
-def one_blas_thread() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="blas")
-
-
-def score_chunk(start: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """The best few of the chunk's rows (columns and scores), and, if articles come after
-    it, their best few among the chunk's rows (rows and scores, a column each)."""
+def score_chunk(start: int) -> np.ndarray:
     scoring = _scoring
-    keep = RELATED + 1  # candidates a row keeps from each part: one more than a list, as before
-    stop = min(start + CHUNK, scoring.size)
-    block = pair_scores(scoring.rare, scoring.rare_t, scoring.common, scoring.subjects, start, stop)
-    inside = np.arange(stop - start)
-    block[inside, inside] = 0.0  # never the article itself
-    cells = scoring.copy_cells
-    cells = cells[(cells[:, 0] >= start) & (cells[:, 0] < stop) & (cells[:, 1] >= start)]
-    block[cells[:, 0] - start, cells[:, 1] - start] = 0.0  # nor a copy
-    own_columns, own_scores = best_of(block, keep, axis=1)
-    if stop == scoring.size:
-        return own_columns + start, own_scores, None
-    later_rows, later_scores = best_of(block[:, stop - start :], keep, axis=0)
-    return own_columns + start, own_scores, (later_rows + start, later_scores)
+    stop = start + CHUNK
+    return pair_scores(scoring.matrix, scoring.subjects, scoring.first[start:stop], scoring.second[start:stop])
 
 
-def pair_scores(rare, rare_t, common, subjects, start: int, stop: int) -> np.ndarray:
-    """The scores of the articles start..stop against those from start on."""
-    block = (rare[start:stop] @ rare_t[:, start:]).toarray()
-    block += common[start:stop] @ common[start:].T
-    block[block < MIN_SCORE] = 0.0  # before topics: they must not lift a pair the texts reject
+def pair_scores(matrix, subjects, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The exact score of each pair: the cosine of the two texts (rows of unit length),
+    zero below MIN_SCORE, times 1 + TOPIC_BOOST x the cosine of their topics."""
+    scores = text_cosines(matrix, first, second)
+    scores[scores < MIN_SCORE] = 0.0  # before topics: they must not lift a pair the texts reject
     if subjects is not None:
-        boost = (subjects[start:stop] @ subjects[start:].T.tocsr()).toarray()
-        boost *= TOPIC_BOOST  # in place: 1 + TOPIC_BOOST x the topics' cosine, one array of the block's size
-        boost += 1.0
-        block *= boost
-    return block
+        boost = np.asarray(subjects[first].multiply(subjects[second]).sum(axis=1)).ravel()
+        scores *= 1.0 + TOPIC_BOOST * boost
+    return scores
 
 
-def best_of(scores: np.ndarray, keep: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """The places of the `keep` highest scores along an axis, and the scores."""
-    if scores.shape[axis] > keep:
-        places = np.argpartition(-scores, keep - 1, axis=axis)
-        places = places[:, :keep] if axis == 1 else places[:keep]
-    else:
-        places = np.indices(scores.shape)[axis]
-    return places, np.take_along_axis(scores, places, axis=axis)
+def text_cosines(matrix, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The dot product of rows first[k] and second[k], `first` sorted: each first row is
+    spread once into a dense vector, which the rows of its partners multiply (the merge
+    of two sparse rows, pair by pair, costs four times as much)."""
+    dense = np.zeros(matrix.shape[1])
+    scores = np.empty(len(first))
+    bounds = np.append(np.flatnonzero(first_of_runs(first)), len(first)).tolist()
+    for begin, end in zip(bounds[:-1], bounds[1:]):
+        row = int(first[begin])
+        span = slice(matrix.indptr[row], matrix.indptr[row + 1])
+        dense[matrix.indices[span]] = matrix.data[span]
+        scores[begin:end] = matrix[second[begin:end]] @ dense
+        dense[matrix.indices[span]] = 0.0
+    return scores
 
 
-def best_rows(ids: list[int], start: int, columns: np.ndarray, scores: np.ndarray) -> list[tuple]:
-    """Each row's RELATED best of its candidates (the columns, with their scores), by score
-    rounded to 6 decimals, then by id: the order never depends on how the matrix was
-    computed. A score of zero is no relation."""
-    known = np.asarray(ids, dtype=np.int64)
-    others = known[columns]
-    rounded = np.round(scores, 6)
-    order = np.lexsort((others, -rounded), axis=1)[:, :RELATED]
-    best = np.take_along_axis(others, order, axis=1)
-    best_scores = np.take_along_axis(rounded, order, axis=1)
-    rows = []
-    for offset, (found, values) in enumerate(zip(best.tolist(), best_scores.tolist())):
-        article = ids[start + offset]
-        rows.extend((article, rank, other, value) for rank, (other, value) in enumerate(zip(found, values), 1) if value > 0)
-    return rows
+class BestLists:
+    """Each article's RELATED best so far, by score rounded to 6 decimals, then by id (the
+    order never depends on how the scores were computed); a score of zero is no relation.
+    Offered chunks are held until they outgrow what is kept, then cut down to it."""
+
+    def __init__(self) -> None:
+        self.kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.held = self.after_cut = 0
+
+    def offer(self, first: np.ndarray, second: np.ndarray, scores: np.ndarray) -> None:
+        rounded = np.round(scores, 6)
+        live = rounded > 0
+        first, second, rounded = first[live], second[live], rounded[live]
+        self.kept.append((np.concatenate([first, second]), np.concatenate([second, first]), np.concatenate([rounded, rounded])))
+        self.held += 2 * len(first)
+        if self.held > 2 * self.after_cut + CUT_FROM:
+            self.cut()
+
+    def cut(self) -> None:
+        article, other, score = (np.concatenate(part) for part in zip(*self.kept)) if self.kept else (np.zeros(0, dtype=np.int64),) * 3
+        order = best_first(article, score, other)
+        keep = order[rank_in_runs(article[order]) < RELATED]
+        self.kept = [(article[keep], other[keep], score[keep])]
+        self.held = self.after_cut = len(keep)
+
+    def rows(self, ids: list[int]) -> list[tuple]:
+        self.cut()
+        article, other, score = self.kept[0]
+        known = np.asarray(ids, dtype=np.int64)
+        ranks = rank_in_runs(article) + 1
+        return list(zip(known[article.astype(np.int64)].tolist(), ranks.tolist(), known[other.astype(np.int64)].tolist(), score.tolist()))
 
 
-def tfidf_parts(term_blobs: list[bytes]):
+def tfidf_matrix(term_blobs: list[bytes]):
     """The TF-IDF matrix, rows of unit length: sublinear term frequency x smoothed inverse
-    document frequency. A term in one article only links it to none, so it is left out.
-    Built in whole arrays: one sort of every (term, place) pair numbers the terms and
-    counts their articles.
+    document frequency, one sparse (CSR) matrix whose columns are the terms in the order of
+    their ids. A term in one article only links it to none, so it is left out.
 
-    Returned as two parts whose products add up to its own: the terms in more than
-    COMMON_SHARE of the articles as a dense array (float32), the rest sparse, each part's
-    columns in the order of the terms' ids. A term in d articles costs d² multiplications
-    in a sparse product, a few nanoseconds each with the bookkeeping of a nearly full
-    result; as a dense column it costs N² at a fraction of a nanosecond (BLAS), cheaper
-    once d passes about N/20. Each part is built from the arrays, never the whole matrix.
-    Empties `term_blobs` as it reads them."""
+    Two passes over the blobs, BLOBS at a time, so that nothing larger than the matrix is
+    held: the first counts each term's articles, the second fills the matrix's arrays,
+    whose size the counts give. Empties `term_blobs` once read."""
     from scipy import sparse
 
     size = len(term_blobs)
-    keys, counts, lengths = unpack_all(term_blobs)
-    columns, df = term_columns(keys)
-    del keys
-    rows = np.repeat(np.arange(size, dtype=np.int32), lengths)
-    shared = df[columns] >= 2
-    rows, columns, weights = rows[shared], columns[shared], counts[shared].astype(np.float64)
-    del counts, shared
+    vocabulary, df = document_frequencies(term_blobs)
     idf = np.log((1 + size) / (1 + df)) + 1.0
-    np.log(weights, out=weights)  # in place, as are the next steps: at 45,000 articles each copy is 0.5 GB
-    weights += 1.0
-    weights *= idf[columns]
-    norms = np.sqrt(np.bincount(rows, weights=np.square(weights), minlength=size))
-    norms[norms == 0] = 1.0
-    weights /= norms[rows]
-    common_terms = df > COMMON_SHARE * size
-    in_common = common_terms[columns]
-    # Each part's columns: the kept terms of its kind, numbered in the order of their ids.
-    common_column = running_count(common_terms & (df >= 2)) - 1
-    rare_column = running_count(~common_terms & (df >= 2)) - 1
-    common = np.zeros((size, int(common_column[-1] + 1) if len(df) else 0), dtype=np.float32)
-    common[rows[in_common], common_column[columns[in_common]]] = weights[in_common]
-    rare_rows = ~in_common
-    del in_common  # each array is let go once used: the peak is the two parts and little more
-    data = weights[rare_rows]
-    del weights
-    indices = rare_column[columns[rare_rows]].astype(np.int32)
-    del columns
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[rare_rows], minlength=size))])
-    del rows, rare_rows
-    width = int(rare_column[-1] + 1) if len(df) else 0
-    return common, sparse.csr_matrix((data, indices, indptr), shape=(size, width))
+    kept_column = running_count(df >= 2) - 1
+    entries = int(df[df >= 2].sum())
+    data, indices = np.empty(entries), np.empty(entries, dtype=np.int32)
+    indptr = np.zeros(size + 1, dtype=np.int64)
+    for start in range(0, size, BLOBS):
+        keys, counts, lengths = unpack_all(term_blobs[start : start + BLOBS])  # a copy of the slice is emptied
+        rows = np.repeat(np.arange(len(lengths)), lengths)
+        columns = places_in(vocabulary, keys)
+        shared = df[columns] >= 2
+        rows, columns, weights = rows[shared], columns[shared], np.log(counts[shared].astype(np.float64))
+        weights += 1.0
+        weights *= idf[columns]
+        norms = np.sqrt(np.bincount(rows, weights=np.square(weights), minlength=len(lengths)))
+        norms[norms == 0] = 1.0
+        weights /= norms[rows]
+        filled = indptr[start]
+        data[filled : filled + len(weights)] = weights
+        indices[filled : filled + len(weights)] = kept_column[columns]
+        indptr[start + 1 : start + 1 + len(lengths)] = filled + np.cumsum(np.bincount(rows, minlength=len(lengths)))
+    term_blobs.clear()
+    width = int(kept_column[-1] + 1) if len(df) else 0
+    return sparse.csr_matrix((data, indices, indptr), shape=(size, width))
+
+
+def document_frequencies(term_blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Every term (sorted ids) and the number of articles it is in, BLOBS at a time: each
+    block's counts are merged into those of the blocks before."""
+    vocabulary, df = np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.int64)
+    for start in range(0, len(term_blobs), BLOBS):
+        keys, _, _ = unpack_all(term_blobs[start : start + BLOBS])  # a copy of the slice is emptied
+        keys = np.sort(keys)
+        firsts = np.flatnonzero(first_of_runs(keys))
+        counts = np.diff(np.append(firsts, len(keys)))  # the block's own terms, counted first: a tenth of its keys
+        both = np.concatenate([vocabulary, keys[firsts]])
+        order = np.argsort(both, kind="stable")
+        both = both[order]
+        firsts = np.flatnonzero(first_of_runs(both))
+        vocabulary, df = both[firsts], np.add.reduceat(np.concatenate([df, counts])[order], firsts) if len(firsts) else df
+    return vocabulary, df
 
 
 def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each key's column (its rank among the distinct keys) and each column's count: what
-    np.unique(return_inverse=True) gives, from one sort of the 32-bit keys and a table of
-    where each run of keys sharing their top bits begins among the distinct ones. A key's
-    column is its run's beginning, moved on past the smaller keys of its run: a step or
-    two for the few keys whose run holds several (a binary search of each key, the way
-    before, took three times as long)."""
+    np.unique(return_inverse=True) gives, from one sort of the 32-bit keys and
+    `places_in`."""
     ordered = np.sort(keys)
     starts = np.flatnonzero(first_of_runs(ordered))
     df = np.diff(np.append(starts, len(ordered)))
     vocabulary = ordered[starts]
     del ordered
+    return places_in(vocabulary, keys), df
+
+
+def places_in(vocabulary: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Each key's place in the sorted distinct `vocabulary` that holds it, from a table of
+    where each run of keys sharing their top bits begins: a key's place is its run's
+    beginning, moved on past the smaller keys of its run, a step or two for the few keys
+    whose run holds several (a binary search of each key took three times as long)."""
     bits = min(24, max(16, len(vocabulary).bit_length() + 2))  # about a quarter of the runs hold a key
     shift = np.uint32(32 - bits)
     run_start = np.zeros((1 << bits) + 1, dtype=np.int64)
@@ -595,7 +787,7 @@ def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     while len(behind):
         columns[behind] += 1
         behind = behind[vocabulary[columns[behind]] != keys[behind]]
-    return columns.astype(np.int32), df
+    return columns.astype(np.int32)
 
 
 def running_count(flags: np.ndarray) -> np.ndarray:
@@ -668,18 +860,25 @@ def read_stored(conn: sqlite3.Connection) -> Stored:
 def update(conn: sqlite3.Connection) -> None:
     """Rewrite `article_copies` and `related_articles` from every article's features."""
     stored = read_stored(conn)
-    pairs = copy_pairs(stored.signatures)
-    copies = set(pairs) | {(b, a) for a, b in pairs}
+    first, second, overlaps = copy_arrays(stored.signatures)
+    copies = np.concatenate([np.stack([first, second], axis=1), np.stack([second, first], axis=1)])
+    overlaps = np.concatenate([overlaps, overlaps])
+    order = np.lexsort((copies[:, 1], copies[:, 0]))
     conn.execute("delete from article_copies")
     conn.executemany(
         "insert into article_copies (article_id, copy_id, overlap) values (?, ?, ?)",
-        sorted((a, b, pairs.get((a, b), pairs.get((b, a)))) for a, b in copies),
+        (row for start in range(0, len(order), CHUNK) for row in copy_rows(copies, overlaps, order[start : start + CHUNK])),
     )
     conn.execute("delete from related_articles")
     conn.executemany(
         "insert into related_articles (article_id, rank, related_id, score) values (?, ?, ?, ?)",
         related(stored.ids, stored.term_blobs, stored.topics, copies),
     )
+
+
+def copy_rows(copies: np.ndarray, overlaps: np.ndarray, places: np.ndarray) -> list[tuple]:
+    """The rows of `article_copies` at these places: a slice at a time, not millions of tuples."""
+    return list(zip(copies[places, 0].tolist(), copies[places, 1].tolist(), overlaps[places].tolist()))
 
 
 def store(conn: sqlite3.Connection, article: int, found: Features) -> None:

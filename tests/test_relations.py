@@ -319,46 +319,140 @@ def test_an_older_file_added_later_goes_first(real_folder, tmp_path):
     assert_same_as_fresh(real_folder, db_path, tmp_path)
 
 
-def test_chunks_scored_in_forked_processes_give_the_lists_of_one_process(data_db, monkeypatch):
-    """The sample in chunks of 16 articles, scored by a pool of forked processes, then in
-    this process alone; one BLAS thread each, so that their float sums are the same."""
-    from threadpoolctl import threadpool_limits
+def stored_sample(db_path) -> tuple[relations.Stored, np.ndarray]:
+    with sqlite3.connect(db_path) as conn:
+        stored = relations.read_stored(conn)
+        copy_rows = conn.execute("select article_id, copy_id from article_copies order by 1, 2").fetchall()
+    return stored, np.array(copy_rows, dtype=np.int64).reshape(-1, 2)
 
+
+def all_pairs_scores(stored: relations.Stored, copy_rows: np.ndarray) -> np.ndarray:
+    """The oracle: every pair scored, as the build did before it scored candidates only.
+    The matrix times its transpose, MIN_SCORE and the topics' boost, the article and its
+    copies left out (zero)."""
+    matrix = relations.tfidf_matrix(list(stored.term_blobs))
+    scores = (matrix @ matrix.T).toarray()
+    scores[scores < relations.MIN_SCORE] = 0.0
+    subjects = relations.topic_matrix(stored.ids, stored.topics)
+    scores *= 1.0 + relations.TOPIC_BOOST * (subjects @ subjects.T).toarray()
+    place = {article: i for i, article in enumerate(stored.ids)}
+    np.fill_diagonal(scores, 0.0)
+    for article, copy in copy_rows.tolist():
+        scores[place[article], place[copy]] = 0.0
+    return scores
+
+
+def all_pairs_lists(stored: relations.Stored, copy_rows: np.ndarray) -> list[tuple]:
+    """The oracle's lists: each article's RELATED best by rounded score, then id."""
+    scores = all_pairs_scores(stored, copy_rows)
+    found = []
+    for i, article in enumerate(stored.ids):
+        ranked = sorted((-round(float(score), 6), stored.ids[j]) for j, score in enumerate(scores[i]) if round(float(score), 6) > 0)
+        found.extend((article, rank, other, -score) for rank, (score, other) in enumerate(ranked[: relations.RELATED], 1))
+    return found
+
+
+def same_lists(found: list[tuple], expected: list[tuple]) -> None:
+    """The same articles at the same ranks; the scores to the sixth decimal (one product
+    sums in another order than the other: the last decimal may differ)."""
+    assert [row[:3] for row in found] == [row[:3] for row in expected]
+    assert max(abs(a[3] - b[3]) for a, b in zip(found, expected)) <= 1.01e-6
+
+
+def test_with_every_candidate_the_lists_are_those_of_all_pairs(data_db, monkeypatch):
+    """Where every article's terms and every term's articles are looked up, the candidates
+    are every pair: the lists are the all-pairs lists of the oracle."""
+    stored, copy_rows = stored_sample(data_db)
+    expected = all_pairs_lists(stored, copy_rows)
+    monkeypatch.setattr(relations, "TOP_TERMS", 10**6)
+    monkeypatch.setattr(relations, "POSTINGS", len(stored.ids))
+    same_lists(relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows), expected)
+
+
+def test_the_built_lists_of_the_sample_are_the_all_pairs_ones(data_db):
+    """With the build's TOP_TERMS and POSTINGS (chosen so), the sample's lists are those of
+    every pair scored, though an article proposes about 100 candidates of 150 (the
+    candidates are not complete: with 30 terms and 30 articles a term, 4 entries of 755
+    differed); each listed score is the pair's exact score."""
+    stored, copy_rows = stored_sample(data_db)
+    expected = all_pairs_lists(stored, copy_rows)
+    built = rows(data_db, "select article_id, rank, related_id, score from related_articles order by 1, 2")
+    oracle, place = all_pairs_scores(stored, copy_rows), {article: i for i, article in enumerate(stored.ids)}
+    assert all(abs(oracle[place[a], place[b]] - score) <= 1.01e-6 for a, _, b, score in built)
+    assert len(built) == 5 * len(stored.ids)
+    same_lists(built, expected)
+    matrix = relations.tfidf_matrix(list(stored.term_blobs))
+    assert len(relations.candidate_pairs(matrix, relations.copy_keys(stored.ids, copy_rows))) < 0.8 * len(stored.ids) ** 2 / 2
+
+
+def test_an_article_proposes_at_most_top_terms_times_postings_candidates(data_db, monkeypatch):
+    """However many articles there are: the sample, and the sample three times over."""
+    stored, copy_rows = stored_sample(data_db)
+    monkeypatch.setattr(relations, "TOP_TERMS", 4)
+    monkeypatch.setattr(relations, "POSTINGS", 3)
+    for times in (1, 3):
+        matrix = relations.tfidf_matrix(list(stored.term_blobs) * times)
+        size = matrix.shape[0]
+        proposed = [np.unique(article * size + other) for article, other in relations.proposals(matrix, np.zeros(0, dtype=np.int64))]
+        per_article = np.bincount(np.concatenate(proposed) // size, minlength=size)
+        assert per_article.max() <= 4 * 3
+        assert per_article.min() > 0
+
+
+def test_copies_and_the_article_itself_are_read_past_in_a_terms_list(data_db, monkeypatch):
+    """The sample three times over, each article's two others its copies: a term's list
+    begins with the three of them, and still each article gets POSTINGS others from it."""
+    stored, _ = stored_sample(data_db)
+    monkeypatch.setattr(relations, "TOP_TERMS", 2)
+    monkeypatch.setattr(relations, "POSTINGS", 3)
+    matrix = relations.tfidf_matrix(list(stored.term_blobs) * 3)
+    size, sample = matrix.shape[0], len(stored.ids)
+    places = np.arange(size)
+    copies = np.unique(np.concatenate([places * size + (places + shift * sample) % size for shift in (1, 2)]))
+    article, other = (np.concatenate(part) for part in zip(*relations.proposals(matrix, copies)))
+    assert not np.any(article == other) and not np.any(np.isin(article * size + other, copies))
+    assert np.bincount(article, minlength=size).max() == 2 * 3
+
+
+def test_same_value_pairs_are_every_pair_of_equal_values():
+    values = np.random.default_rng(3).integers(0, 40, 300)
+    expected = {(i, j) for i in range(len(values)) for j in range(i + 1, len(values)) if values[i] == values[j]}
+    keys = relations.same_value_pairs(values)
+    assert sorted(keys.tolist()) == sorted(i * len(values) + j for i, j in expected)
+
+
+def test_pairs_scored_in_forked_processes_give_the_lists_of_one_process(data_db, monkeypatch):
+    """The sample's pairs in chunks of 256, scored by a pool of forked processes, then in
+    this process alone: the same lists, the build's."""
     from postsdb import workers
 
-    with sqlite3.connect(data_db) as conn:
-        stored = relations.read_stored(conn)
-        copy_rows = set(conn.execute("select article_id, copy_id from article_copies").fetchall())
-        listed = conn.execute("select article_id, rank, related_id from related_articles order by 1, 2").fetchall()
+    stored, copy_rows = stored_sample(data_db)
+    listed = rows(data_db, "select article_id, rank, related_id from related_articles order by 1, 2")
     pools, real_pool = [], workers.worker_pool
     monkeypatch.setattr(workers, "worker_pool", lambda *args, **kwargs: pools.append(args) or real_pool(*args, **kwargs))
-    monkeypatch.setattr(relations, "CHUNK", 16)
-    monkeypatch.setattr(relations, "PARALLEL_FROM", 32)
+    monkeypatch.setattr(relations, "CHUNK", 256)
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 512)
     forked = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
     assert pools  # the pool was used
     monkeypatch.setattr(relations, "PARALLEL_FROM", 10**9)
-    with threadpool_limits(1, user_api="blas"):
-        alone = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
+    alone = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
     assert len(pools) == 1
     assert forked == alone
-    assert [row[:3] for row in forked] == listed  # the build's chunks of 512, in this process
+    assert [row[:3] for row in forked] == listed  # the build's chunks, in this process
 
 
 def test_when_the_scoring_processes_die_this_one_scores_the_chunks(data_db, monkeypatch):
     """A scoring process the system kills (out of memory, say) costs time, not the build."""
-    from threadpoolctl import threadpool_limits
+    from postsdb import workers
 
-    with sqlite3.connect(data_db) as conn:
-        stored = relations.read_stored(conn)
-        copy_rows = set(conn.execute("select article_id, copy_id from article_copies").fetchall())
-    monkeypatch.setattr(relations, "CHUNK", 16)
-    monkeypatch.setattr(relations, "PARALLEL_FROM", 32)
-    parent = os.getpid()
-    monkeypatch.setattr(relations, "one_blas_thread", lambda: os._exit(1) if os.getpid() != parent else None)
-    with threadpool_limits(1, user_api="blas"):
-        survived = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
-        monkeypatch.setattr(relations, "PARALLEL_FROM", 10**9)
-        alone = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
+    stored, copy_rows = stored_sample(data_db)
+    real_pool = workers.worker_pool
+    monkeypatch.setattr(workers, "worker_pool", lambda count, setup=None: real_pool(count, setup=lambda: os._exit(1)))
+    monkeypatch.setattr(relations, "CHUNK", 256)
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 512)
+    survived = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
+    monkeypatch.setattr(relations, "PARALLEL_FROM", 10**9)
+    alone = relations.related(stored.ids, list(stored.term_blobs), stored.topics, copy_rows)
     assert survived and survived == alone
 
 
