@@ -280,6 +280,8 @@ WHERE_PAGES = [
 ]
 
 
+# Datasette leaves its other facets' coroutines unawaited when one facet's SQL fails (the /* case).
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
 @pytest.mark.parametrize("path", WHERE_PAGES)
 async def test_a_where_clause_with_a_comment_is_counted_not_taken_for_the_whole_table(ds, path):
     response = await ds.client.get(path)
