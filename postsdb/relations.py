@@ -324,13 +324,6 @@ def word_ids(normal_text: str) -> np.ndarray:
     return codes[terms]
 
 
-def copy_pairs(signatures: dict[int, np.ndarray]) -> dict[tuple[int, int], float]:
-    """(a, b) with a < b -> estimated Jaccard, for every pair at or above COPY_THRESHOLD:
-    `copy_arrays` as a dict."""
-    first, second, overlaps = copy_arrays(signatures)
-    return dict(zip(zip(first.tolist(), second.tolist()), overlaps.tolist()))
-
-
 def copy_arrays(signatures: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every pair of copies, as arrays: the first article's id, the second's (larger), and
     the estimated Jaccard (4 decimals), in the order of the pairs. LSH proposes the
@@ -760,18 +753,6 @@ def document_frequencies(term_blobs: list[bytes]) -> tuple[np.ndarray, np.ndarra
         firsts = np.flatnonzero(first_of_runs(both))
         vocabulary, df = both[firsts], np.add.reduceat(np.concatenate([df, counts])[order], firsts) if len(firsts) else df
     return vocabulary, df
-
-
-def term_columns(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each key's column (its rank among the distinct keys) and each column's count: what
-    np.unique(return_inverse=True) gives, from one sort of the 32-bit keys and
-    `places_in`."""
-    ordered = np.sort(keys)
-    starts = np.flatnonzero(first_of_runs(ordered))
-    df = np.diff(np.append(starts, len(ordered)))
-    vocabulary = ordered[starts]
-    del ordered
-    return places_in(vocabulary, keys), df
 
 
 def places_in(vocabulary: np.ndarray, keys: np.ndarray, runs: tuple | None = None) -> np.ndarray:

@@ -147,12 +147,24 @@ def test_tokens_read_in_numpy_are_the_expressions_tokens():
         assert codes.tolist() == expected_codes.tolist() and terms.tolist() == expected_terms.tolist(), text[:40]
 
 
-def test_term_columns_are_the_ranks_numpys_unique_gives():
+def term_columns(keys: np.ndarray, by_blocks: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each key's column among the distinct keys and each column's count, as the matrix finds
+    them: the sorted vocabulary, and each key's place in it (`places_in`, with its table of
+    runs made once as `tfidf_matrix` makes it, or for the call)."""
+    ordered = np.sort(keys)
+    starts = np.flatnonzero(relations.first_of_runs(ordered))
+    vocabulary = ordered[starts]
+    runs = relations.run_starts(vocabulary) if by_blocks else None
+    return relations.places_in(vocabulary, keys, runs), np.diff(np.append(starts, len(ordered)))
+
+
+@pytest.mark.parametrize("by_blocks", [False, True])
+def test_term_columns_are_the_ranks_numpys_unique_gives(by_blocks):
     rng = np.random.default_rng(3)
     spread = rng.integers(0, 2**32, 50_000, dtype=np.uint64).astype(np.uint32)
     crowded = (rng.integers(0, 2**12, 20_000) | np.uint32(0xABC00000)).astype(np.uint32)  # many keys per run
     for keys in (np.zeros(0, np.uint32), np.array([7], np.uint32), spread, np.concatenate([spread, crowded, spread[:99]])):
-        columns, counts = relations.term_columns(keys)
+        columns, counts = term_columns(keys, by_blocks)
         _, expected_columns, expected_counts = np.unique(keys, return_inverse=True, return_counts=True)
         assert columns.tolist() == expected_columns.tolist() and counts.tolist() == expected_counts.tolist()
 
@@ -208,7 +220,8 @@ def test_copies_are_the_pairs_datasketchs_lsh_proposes_at_the_threshold(data_db)
         if b > a and estimate(signatures[a], signatures[b]) >= relations.COPY_THRESHOLD
     }
     assert len(expected) >= 10  # the variants that kept most of their values
-    assert relations.copy_pairs(signatures) == expected
+    first, second, overlaps = relations.copy_arrays(signatures)
+    assert dict(zip(zip(first.tolist(), second.tolist()), overlaps.tolist())) == expected
 
 
 def test_related_articles_are_never_the_article_or_its_copy(real_folder, tmp_path):
