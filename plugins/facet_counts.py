@@ -22,30 +22,33 @@ In metadata.yml: `facets: [{counts: source}, {counts: tags}, …]`; in a URL:
 
 from __future__ import annotations
 
-import contextlib
 import json
 from urllib.parse import parse_qsl, urlencode
 
 from datasette import hookimpl
 from datasette.database import QueryInterrupted
-from datasette.facets import Facet
+from datasette.facets import Facet, load_facet_configs
 from datasette.utils import escape_sqlite, path_with_removed_args
 
 from postsdb.facets import JOINED_ARRAYS, STORED_FACETS_SQL, STORED_SQL, counts_sql
 
 
-# Datasette's facet types that count the same thing, for a column the URL asks of them.
-THEIR_TYPES = {"column": "_facet", "array": "_facet_array"}
 
 
 class CountsFacet(Facet):
     type = "counts"
 
     async def facet_results(self):
+        ours = self.get_configs()  # metadata's first, then the URL's
+        if not ours:
+            return [], []
+        # What the URL asks of Datasette's own facets (`_facet=source`, `_facet_array=tags`,
+        # or as JSON), parsed by Datasette: those columns are left to them.
+        theirs = {kind: {self.column(c["config"]) for c in configs} for kind, configs in load_facet_configs(self.request, {}).items()}
         configs, columns = [], []
-        for config in self.get_configs():  # metadata's first, then the URL's
+        for config in ours:
             column = self.column(config["config"])
-            if column not in columns and not self.asked_of_theirs(column):  # each column once
+            if column not in columns and column not in theirs.get(self.kind(column), ()):  # each column once
                 configs.append(config)
                 columns.append(column)
         if not configs:
@@ -74,7 +77,7 @@ class CountsFacet(Facet):
             if column not in found:
                 continue
             values = found[column]
-            kind = "array" if (self.table, column) in JOINED_ARRAYS else "column"
+            kind = self.kind(column)
             labels = await self.labels(column, [value for value, _ in values[:size]], keyed) if kind == "column" else {}
             argument = f"{column}__arraycontains" if kind == "array" else (f"{column}__exact" if column.startswith("_") else column)
             results.append(
@@ -105,19 +108,23 @@ class CountsFacet(Facet):
         """The columns whose counts the build kept, if this page is the whole articles table
         (its SQL exactly Datasette's with no filter, no search, no `_where`, no `_next`);
         else none. A database built before `facet_counts` has none."""
-        db = self.ds.get_database(self.database)
         if self.table != "articles" or self.params:
             return set()
-        whole = "select " + ", ".join(escape_sqlite(c) for c in await db.table_columns(self.table)) + f" from {escape_sqlite(self.table)} "
-        if self.sql != whole:
-            return set()
+        whole, names = await self.whole_table()
+        return names if self.sql == whole else set()
+
+    async def whole_table(self) -> tuple[str, set[str]]:
+        """The SQL Datasette selects the whole articles table with, and the columns whose
+        counts the build kept: read once for a database that never changes while served."""
         known = self.ds.__dict__.setdefault("_facet_counts_stored", {})
         if self.database in known:
             return known[self.database]
+        db = self.ds.get_database(self.database)
+        whole = "select " + ", ".join(escape_sqlite(c) for c in await db.table_columns(self.table)) + f" from {escape_sqlite(self.table)} "
         names = {row[0] for row in await db.execute(STORED_FACETS_SQL)} if await db.table_exists("facet_counts") else set()
-        if not db.is_mutable:  # an immutable database never changes while served
-            known[self.database] = names
-        return names
+        if not db.is_mutable:
+            known[self.database] = (whole, names)
+        return whole, names
 
     @staticmethod
     def column(config: dict) -> str:
@@ -129,18 +136,9 @@ class CountsFacet(Facet):
             return {}
         return await self.ds.expand_foreign_keys(self.database, self.table, column, values)
 
-    def asked_of_theirs(self, column: str) -> bool:
-        """Whether the URL asks Datasette's own facet of this kind for the column, by name
-        or as a JSON config (`_facet={"simple": "source"}`)."""
-        kind = "array" if (self.table, column) in JOINED_ARRAYS else "column"
-        for asked in self.request.args.getlist(THEIR_TYPES[kind]):
-            if asked.startswith("{"):
-                with contextlib.suppress(ValueError, AttributeError):
-                    config = json.loads(asked)
-                    asked = config.get("column") or config.get("simple")
-            if asked == column:
-                return True
-        return False
+    def kind(self, column: str) -> str:
+        """Which of Datasette's facets counts what this one counts for the column."""
+        return "array" if (self.table, column) in JOINED_ARRAYS else "column"
 
 
 class Links:
